@@ -1,0 +1,263 @@
+// Command load is a Client-Server API load benchmark for Matrix homeservers.
+//
+// It only speaks standard /_matrix/client/v3 endpoints with the standard
+// library, so the same binary produces comparable numbers for Chronicle,
+// Synapse and Dendrite. See bench/README.md for the metrics.
+//
+//	go run ./bench/load -base http://127.0.0.1:8008 [-quick]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Config is every tunable; it is echoed into the JSON so results are
+// self-describing.
+type Config struct {
+	Base         string `json:"base"`
+	Users        int    `json:"users"`
+	Sends        int    `json:"sends"`
+	Levels       []int  `json:"levels"`
+	Rooms        int    `json:"rooms"`
+	MsgsPerRoom  int    `json:"msgs_per_room"`
+	Pages        int    `json:"pages"`
+	SyncIters    int    `json:"sync_iters"`
+	InitialSyncs int    `json:"initial_syncs"`
+	SetupWorkers int    `json:"setup_workers"`
+	PID          int    `json:"pid,omitempty"`
+	DataDir      string `json:"data_dir,omitempty"`
+	Quick        bool   `json:"quick"`
+	Only         string `json:"only,omitempty"`
+}
+
+// Results is the JSON document written to -out.
+type Results struct {
+	StartedAt   time.Time          `json:"started_at"`
+	DurationS   float64            `json:"duration_s"`
+	GoVersion   string             `json:"go_version"`
+	Versions    []string           `json:"server_versions,omitempty"`
+	Config      Config             `json:"config"`
+	Register    *RegisterResult    `json:"register,omitempty"`
+	Send        []SendLevel        `json:"send,omitempty"`
+	SyncWake    *SyncWakeResult    `json:"sync_wake,omitempty"`
+	InitialSync *InitialSyncResult `json:"initial_sync,omitempty"`
+	Paginate    *PaginateResult    `json:"paginate,omitempty"`
+	Server      *ServerResult      `json:"server,omitempty"`
+	Retries429  int64              `json:"retries_429"`
+	Errors      map[string]string  `json:"errors,omitempty"`
+	Table       [][]string         `json:"table"`
+}
+
+// Bench carries state shared between scenarios.
+type Bench struct {
+	cfg  Config
+	hc   *http.Client
+	pool []*Client // registered users reusable as senders
+}
+
+func main() {
+	cfg, out := parseFlags()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res := run(ctx, cfg)
+
+	table := buildTable(res)
+	res.Table = table
+	printTable(os.Stdout, table)
+	if err := writeJSON(out, res); err != nil {
+		fmt.Fprintln(os.Stderr, "writing results:", err)
+		os.Exit(1)
+	}
+	fmt.Println("\nresults written to", out)
+	if len(res.Errors) > 0 {
+		os.Exit(1)
+	}
+}
+
+func parseFlags() (Config, string) {
+	var cfg Config
+	var levels, out string
+	flag.StringVar(&cfg.Base, "base", "http://127.0.0.1:8008", "homeserver base URL")
+	flag.StringVar(&out, "out", "", "JSON results path (default bench/results/load-<unix time>.json)")
+	flag.IntVar(&cfg.Users, "users", 20, "users to register in the registration scenario")
+	flag.IntVar(&cfg.Sends, "sends", 2000, "sends per concurrency level")
+	flag.StringVar(&levels, "levels", "1,8,32", "comma-separated sender concurrency levels")
+	flag.IntVar(&cfg.Rooms, "rooms", 100, "rooms for the initial sync scenario")
+	flag.IntVar(&cfg.MsgsPerRoom, "msgs-per-room", 20, "messages per room for the initial sync scenario")
+	flag.IntVar(&cfg.Pages, "pages", 1000, "events to paginate back through")
+	flag.IntVar(&cfg.SyncIters, "sync-iters", 200, "sync wake-up iterations")
+	flag.IntVar(&cfg.InitialSyncs, "initial-syncs", 5, "timed initial syncs")
+	flag.IntVar(&cfg.SetupWorkers, "workers", 16, "concurrent workers for (untimed) setup")
+	flag.IntVar(&cfg.PID, "pid", 0, "server PID to report RSS from /proc/PID/status")
+	flag.StringVar(&cfg.DataDir, "data", "", "server data dir to report total size of")
+	flag.BoolVar(&cfg.Quick, "quick", false, "tiny numbers for a smoke run (explicit flags still win)")
+	flag.StringVar(&cfg.Only, "only", "", "comma-separated subset of: register,send,sync,initsync,paginate")
+	flag.Parse()
+
+	if cfg.Quick {
+		// Only override flags the user didn't set, so -quick -sends 500 works.
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		quick := map[string]func(){
+			"users":         func() { cfg.Users = 3 },
+			"sends":         func() { cfg.Sends = 50 },
+			"levels":        func() { levels = "1,4" },
+			"rooms":         func() { cfg.Rooms = 5 },
+			"msgs-per-room": func() { cfg.MsgsPerRoom = 3 },
+			"pages":         func() { cfg.Pages = 150 },
+			"sync-iters":    func() { cfg.SyncIters = 5 },
+			"initial-syncs": func() { cfg.InitialSyncs = 2 },
+		}
+		for name, apply := range quick {
+			if !set[name] {
+				apply()
+			}
+		}
+	}
+	for _, f := range strings.Split(levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bad -levels entry %q\n", f)
+			os.Exit(2)
+		}
+		cfg.Levels = append(cfg.Levels, n)
+	}
+	if cfg.Users < 0 || cfg.Sends < 1 || cfg.Rooms < 1 || cfg.MsgsPerRoom < 0 || cfg.Pages < 1 ||
+		cfg.SyncIters < 1 || cfg.InitialSyncs < 1 || cfg.SetupWorkers < 1 {
+		fmt.Fprintln(os.Stderr, "counts must be positive")
+		os.Exit(2)
+	}
+	cfg.Base = strings.TrimRight(cfg.Base, "/")
+	if out == "" {
+		out = filepath.Join("bench", "results", fmt.Sprintf("load-%d.json", time.Now().Unix()))
+	}
+	return cfg, out
+}
+
+// run executes the scenarios in order. A failing scenario is recorded and the
+// rest still run: a half-built server should still get numbers for what works.
+func run(ctx context.Context, cfg Config) (res *Results) {
+	b := &Bench{cfg: cfg, hc: newHTTPClient()}
+	res = &Results{StartedAt: time.Now(), GoVersion: runtime.Version(), Config: cfg, Errors: map[string]string{}}
+	defer func() {
+		if ctx.Err() != nil {
+			res.Errors["interrupted"] = ctx.Err().Error()
+		}
+		res.Retries429 = retries429.Load()
+		res.DurationS = time.Since(res.StartedAt).Seconds()
+	}()
+	fail := func(name string, err error) {
+		res.Errors[name] = err.Error()
+		fmt.Fprintf(os.Stderr, "%s: FAILED: %v\n", name, err)
+	}
+	want := func(name string) bool {
+		return cfg.Only == "" || slices.Contains(strings.Split(cfg.Only, ","), name)
+	}
+	step := func(name string) bool {
+		if !want(name) || ctx.Err() != nil {
+			return false
+		}
+		fmt.Fprintf(os.Stderr, "running %s...\n", name)
+		return true
+	}
+
+	var versions struct {
+		Versions []string `json:"versions"`
+	}
+	if _, err := NewClient(cfg.Base, b.hc).do(ctx, "GET", "/_matrix/client/versions", nil, &versions); err != nil {
+		// Nothing else can work; fail fast with a clear message.
+		fail("versions", fmt.Errorf("is a homeserver listening on %s? %w", cfg.Base, err))
+		return res
+	}
+	res.Versions = versions.Versions
+
+	if cfg.PID != 0 {
+		res.Server = &ServerResult{PID: cfg.PID}
+		if rss, _, err := procMem(cfg.PID); err != nil {
+			fail("rss", err)
+		} else {
+			res.Server.RSSStartBytes = rss
+		}
+	}
+
+	var err error
+	if step("register") {
+		if res.Register, err = b.runRegister(ctx); err != nil {
+			fail("register", err)
+		}
+	}
+	if step("send") {
+		if res.Send, err = b.runSend(ctx); err != nil {
+			fail("send", err)
+		}
+	}
+	if step("sync") {
+		if res.SyncWake, err = b.runSyncWake(ctx); err != nil {
+			fail("sync", err)
+		}
+	}
+	if step("initsync") {
+		if res.InitialSync, err = b.runInitialSync(ctx); err != nil {
+			fail("initsync", err)
+		}
+	}
+	if step("paginate") {
+		if res.Paginate, err = b.runPaginate(ctx); err != nil {
+			fail("paginate", err)
+		}
+	}
+
+	// Footprint is sampled last so it reflects everything the run wrote.
+	if cfg.PID != 0 {
+		if rss, hwm, err := procMem(cfg.PID); err != nil {
+			fail("rss", err)
+		} else {
+			res.Server.RSSEndBytes, res.Server.PeakRSSBytes = rss, hwm
+		}
+	}
+	if cfg.DataDir != "" {
+		if res.Server == nil {
+			res.Server = &ServerResult{}
+		}
+		res.Server.DataDir = cfg.DataDir
+		if n, files, err := dirSize(cfg.DataDir); err != nil {
+			fail("data", err)
+		} else {
+			res.Server.DataBytes, res.Server.DataFiles = n, files
+		}
+	}
+	return res
+}
+
+func writeJSON(path string, res *Results) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// printTable aligns rows with tabwriter; the first row is the header.
+func printTable(w *os.File, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}

@@ -1,0 +1,266 @@
+package rooms
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"chronicle/projections"
+)
+
+// GetRoom returns a room's summary, or nil if the room does not exist.
+func GetRoom(r pebble.Reader, roomID string) (*Room, error) {
+	var room Room
+	found, err := projections.GetMsgpack(r, roomKey(roomID), &room)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &room, nil
+}
+
+// GetEvent returns the event at seq in a room, or nil.
+func GetEvent(r pebble.Reader, roomID string, seq uint64) (*Event, error) {
+	var ev Event
+	found, err := projections.GetMsgpack(r, eventKey(roomID, seq), &ev)
+	if err != nil || !found {
+		return nil, err
+	}
+	ev.RoomID = roomID
+	return &ev, nil
+}
+
+// EventByID finds an event by its ID, or nil.
+func EventByID(r pebble.Reader, eventID string) (*Event, error) {
+	var ref EventRef
+	found, err := projections.GetMsgpack(r, eventIDKey(eventID), &ref)
+	if err != nil || !found {
+		return nil, err
+	}
+	return GetEvent(r, ref.RoomID, ref.Seq)
+}
+
+// LocateEvent returns the room and position of an event ID, or nil.
+func LocateEvent(r pebble.Reader, eventID string) (*EventRef, error) {
+	var ref EventRef
+	found, err := projections.GetMsgpack(r, eventIDKey(eventID), &ref)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &ref, nil
+}
+
+// CurrentStateRef returns the current state entry (type, stateKey), or nil.
+func CurrentStateRef(r pebble.Reader, roomID, evType, sk string) (*StateRef, error) {
+	var ref StateRef
+	found, err := projections.GetMsgpack(r, stateKey(roomID, evType, sk), &ref)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &ref, nil
+}
+
+// StateEvent returns the current state event (type, stateKey), or nil.
+func StateEvent(r pebble.Reader, roomID, evType, sk string) (*Event, error) {
+	ref, err := CurrentStateRef(r, roomID, evType, sk)
+	if err != nil || ref == nil {
+		return nil, err
+	}
+	return GetEvent(r, roomID, ref.Seq)
+}
+
+// StateContent decodes the content of the current state event into v and
+// reports whether it exists.
+func StateContent(r pebble.Reader, roomID, evType, sk string, v any) (bool, error) {
+	ev, err := StateEvent(r, roomID, evType, sk)
+	if err != nil || ev == nil {
+		return false, err
+	}
+	if err := json.Unmarshal(ev.Content, v); err != nil {
+		return false, fmt.Errorf("decode %s content: %w", evType, err)
+	}
+	return true, nil
+}
+
+// StateAt returns the room's state after every event at or before seq, in
+// (type, state_key) order. seq == 0 means the current state.
+func StateAt(r pebble.Reader, roomID string, seq uint64) ([]*Event, error) {
+	p := statePrefix(roomID)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
+	if err != nil {
+		return nil, fmt.Errorf("state of %s: %w", roomID, err)
+	}
+	defer it.Close()
+	var out []*Event
+	for it.First(); it.Valid(); it.Next() {
+		var ref StateRef
+		if err := decode(it.Value(), &ref); err != nil {
+			return nil, err
+		}
+		at := ref.Seq
+		if seq != 0 && ref.Seq > seq {
+			evType, sk := splitStateKey(it.Key()[len(p):])
+			at, err = historyAt(r, roomID, evType, sk, seq)
+			if err != nil {
+				return nil, err
+			}
+			if at == 0 {
+				continue // the entry did not exist yet at seq
+			}
+		}
+		ev, err := GetEvent(r, roomID, at)
+		if err != nil {
+			return nil, err
+		}
+		if ev != nil {
+			out = append(out, ev)
+		}
+	}
+	return out, it.Error()
+}
+
+// historyAt returns the position of the state entry in force at seq, or 0.
+func historyAt(r pebble.Reader, roomID, evType, sk string, seq uint64) (uint64, error) {
+	p := historyPrefix(roomID, evType, sk)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.U64(seq + 1)})
+	if err != nil {
+		return 0, fmt.Errorf("state history of %s: %w", roomID, err)
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	return projections.U64At(it.Key()), nil
+}
+
+// MembershipAt returns a user's membership in a room after seq ("" if none).
+func MembershipAt(r pebble.Reader, roomID, userID string, seq uint64) (string, error) {
+	at, err := historyAt(r, roomID, "m.room.member", userID, seq)
+	if err != nil || at == 0 {
+		return "", err
+	}
+	ev, err := GetEvent(r, roomID, at)
+	if err != nil || ev == nil {
+		return "", err
+	}
+	return ev.Membership(), nil
+}
+
+func splitStateKey(b []byte) (evType, sk string) {
+	for i, c := range b {
+		if c == 0 {
+			rest := b[i+1:]
+			return string(b[:i]), string(rest[:len(rest)-1])
+		}
+	}
+	return string(b), ""
+}
+
+// Membership returns the event's content.membership (member events only).
+func (e *Event) Membership() string {
+	var c struct {
+		Membership string `json:"membership"`
+	}
+	_ = json.Unmarshal(e.Content, &c)
+	return c.Membership
+}
+
+// GetMembership returns a user's current membership in a room, or nil.
+func GetMembership(r pebble.Reader, userID, roomID string) (*Membership, error) {
+	var m Membership
+	found, err := projections.GetMsgpack(r, memberKey(userID, roomID), &m)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// UserRoom is one room a user has a membership in.
+type UserRoom struct {
+	RoomID string
+	Membership
+}
+
+// UserRooms lists every room the user has a membership event in.
+func UserRooms(r pebble.Reader, userID string) ([]UserRoom, error) {
+	p := memberPrefix(userID)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
+	if err != nil {
+		return nil, fmt.Errorf("rooms of %s: %w", userID, err)
+	}
+	defer it.Close()
+	var out []UserRoom
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()[len(p):]
+		ur := UserRoom{RoomID: string(k[:len(k)-1])}
+		if err := decode(it.Value(), &ur.Membership); err != nil {
+			return nil, err
+		}
+		out = append(out, ur)
+	}
+	return out, it.Error()
+}
+
+// TxnEventID returns the event a client transaction produced, or "".
+func TxnEventID(r pebble.Reader, userID, deviceID, txnID string) (string, error) {
+	v, closer, err := r.Get(txnKey(userID, deviceID, txnID))
+	if err == pebble.ErrNotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("txn %s: %w", txnID, err)
+	}
+	defer closer.Close()
+	return string(v), nil
+}
+
+// Events returns up to limit events of a room with after < seq <= upTo.
+// Forward returns the earliest of them in ascending order; backward the
+// latest in descending order. more reports whether the range held more.
+func Events(r pebble.Reader, roomID string, after, upTo uint64, limit int, backward bool) (evs []*Event, more bool, err error) {
+	p := eventsPrefix(roomID)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p.U64(after + 1), UpperBound: p.U64(upTo + 1)})
+	if err != nil {
+		return nil, false, fmt.Errorf("events of %s: %w", roomID, err)
+	}
+	defer it.Close()
+	valid, step := it.First, it.Next
+	if backward {
+		valid, step = it.Last, it.Prev
+	}
+	for ok := valid(); ok; ok = step() {
+		if len(evs) == limit {
+			return evs, true, nil
+		}
+		var ev Event
+		if err := decode(it.Value(), &ev); err != nil {
+			return nil, false, err
+		}
+		ev.RoomID = roomID
+		evs = append(evs, &ev)
+	}
+	return evs, false, it.Error()
+}
+
+// JoinedMembers lists the user IDs whose current membership is join.
+func JoinedMembers(r pebble.Reader, roomID string) ([]string, error) {
+	p := projections.Key(statePrefix(roomID)).Str("m.room.member")
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
+	if err != nil {
+		return nil, fmt.Errorf("members of %s: %w", roomID, err)
+	}
+	defer it.Close()
+	var out []string
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()[len(p):]
+		userID := string(k[:len(k)-1])
+		m, err := GetMembership(r, userID, roomID)
+		if err != nil {
+			return nil, err
+		}
+		if m != nil && m.Membership == "join" {
+			out = append(out, userID)
+		}
+	}
+	return out, it.Error()
+}

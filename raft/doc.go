@@ -1,0 +1,22 @@
+// Package raft runs a Chronicle node: hashicorp/raft over our Pebble-backed
+// log and stable store (raft/store), a TCP transport, file snapshots of the
+// state store, and the FSM shim that hands committed commands to the state
+// machine (raft/machine).
+//
+// Submit is the single entry point for writes: it proposes a command and
+// returns the decided Result, or the typed *machine.Rejection. Leader
+// forwarding belongs here too, so handlers never ask "am I the leader?".
+//
+// Invariants:
+//   - The Raft log and stable store are written with fsync; the state store
+//     is not, because the applied index travels with the state and entries
+//     at or below it are skipped on replay.
+//   - A snapshot is reported complete only after the state store has been
+//     flushed, so skipping snapshot restore on start is safe.
+//   - An entry that cannot be applied stops the node loudly rather than let
+//     replicas diverge.
+//
+// Goroutines: hashicorp/raft's FSM goroutine calls ApplyBatch, Snapshot and
+// Restore; snapshot Persist runs on its own goroutine; Submit is safe from
+// any goroutine.
+package raft

@@ -1,0 +1,236 @@
+package machine
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+
+	"maunium.net/go/mautrix/id"
+)
+
+// DefaultRoomVersion is used when /createRoom names none.
+const DefaultRoomVersion = "12"
+
+// SupportedRoomVersions are the versions rooms can be created in. Versions
+// 1 and 2 use a different PDU format (event IDs are not hashes) and come
+// with the full room-version work.
+var SupportedRoomVersions = []string{"3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}
+
+func (x *applyCtx) createRoom() (*Result, error) {
+	var p CreateRoom
+	if rej := x.payload(&p); rej != nil {
+		return &Result{Err: rej}, nil
+	}
+	if p.RoomVersion == "" {
+		p.RoomVersion = DefaultRoomVersion
+	}
+	if !slices.Contains(SupportedRoomVersions, p.RoomVersion) {
+		return &Result{Err: reject(KindUnsupportedRoomVersion, "room version %q is not supported", p.RoomVersion)}, nil
+	}
+	version := id.RoomVersion(p.RoomVersion)
+	v12 := version.RoomIDIsCreateEventID()
+	if v12 {
+		p.RoomID = ""
+	} else if p.RoomID == "" {
+		return &Result{Err: reject(KindInvalidParam, "room ID missing for room version %s", p.RoomVersion)}, nil
+	}
+	preset := p.Preset
+	if preset == "" {
+		preset = "private_chat"
+		if p.Visibility == "public" {
+			preset = "public_chat"
+		}
+	}
+	if preset != "private_chat" && preset != "public_chat" && preset != "trusted_private_chat" {
+		return &Result{Err: reject(KindBadJSON, "unknown preset %q", preset)}, nil
+	}
+
+	// 1. m.room.create
+	create, err := objectOf(p.CreationContent)
+	if err != nil {
+		return &Result{Err: reject(KindBadJSON, "creation_content: %v", err)}, nil
+	}
+	create["room_version"] = p.RoomVersion
+	if !version.CreatorInContent() {
+		delete(create, "creator")
+	} else {
+		create["creator"] = x.cmd.Actor
+	}
+	if v12 && preset == "trusted_private_chat" {
+		creators := stringList(create["additional_creators"])
+		for _, u := range p.Invite {
+			if !slices.Contains(creators, u) {
+				creators = append(creators, u)
+			}
+		}
+		if len(creators) > 0 {
+			create["additional_creators"] = creators
+		}
+	}
+	evID, roomID, rej, err := x.appendState(p.RoomID, version, "m.room.create", "", create)
+	if err != nil || rej != nil {
+		return &Result{Err: rej}, err
+	}
+	_ = evID
+
+	state := func(evType, sk string, content any) (*Rejection, error) {
+		_, _, rej, err := x.appendState(roomID, version, evType, sk, content)
+		return rej, err
+	}
+	steps := []func() (*Rejection, error){
+		// 2. the creator joins
+		func() (*Rejection, error) {
+			return state("m.room.member", x.cmd.Actor, map[string]any{"membership": "join"})
+		},
+		// 3. power levels, with the override applied on top
+		func() (*Rejection, error) {
+			pl := defaultPowerLevels(x.cmd.Actor, v12, preset, p.Invite)
+			override, err := objectOf(p.PowerLevelContentOverride)
+			if err != nil {
+				return reject(KindBadJSON, "power_level_content_override: %v", err), nil
+			}
+			for k, v := range override {
+				pl[k] = v
+			}
+			return state("m.room.power_levels", "", pl)
+		},
+		// 5. preset state
+		func() (*Rejection, error) {
+			joinRule, guest := "invite", "can_join"
+			if preset == "public_chat" {
+				joinRule, guest = "public", "forbidden"
+			}
+			if rej, err := state("m.room.join_rules", "", map[string]any{"join_rule": joinRule}); rej != nil || err != nil {
+				return rej, err
+			}
+			if rej, err := state("m.room.history_visibility", "", map[string]any{"history_visibility": "shared"}); rej != nil || err != nil {
+				return rej, err
+			}
+			return state("m.room.guest_access", "", map[string]any{"guest_access": guest})
+		},
+		// 6. initial_state, in order
+		func() (*Rejection, error) {
+			for _, se := range p.InitialState {
+				content, err := objectOf(se.Content)
+				if err != nil {
+					return reject(KindBadJSON, "initial_state %s: %v", se.Type, err), nil
+				}
+				if rej, err := state(se.Type, se.StateKey, content); rej != nil || err != nil {
+					return rej, err
+				}
+			}
+			return nil, nil
+		},
+		// 7. name and topic
+		func() (*Rejection, error) {
+			if p.Name != nil {
+				if rej, err := state("m.room.name", "", map[string]any{"name": *p.Name}); rej != nil || err != nil {
+					return rej, err
+				}
+			}
+			if p.Topic != nil {
+				return state("m.room.topic", "", topicContent(*p.Topic))
+			}
+			return nil, nil
+		},
+		// 8. invites
+		func() (*Rejection, error) {
+			for _, u := range p.Invite {
+				content := map[string]any{"membership": "invite"}
+				if p.IsDirect {
+					content["is_direct"] = true
+				}
+				if rej, err := state("m.room.member", u, content); rej != nil || err != nil {
+					return rej, err
+				}
+			}
+			return nil, nil
+		},
+	}
+	for _, step := range steps {
+		if rej, err := step(); rej != nil || err != nil {
+			return &Result{Err: rej}, err
+		}
+	}
+	return &Result{RoomID: roomID}, nil
+}
+
+// appendState authors a state event from a Go value.
+func (x *applyCtx) appendState(roomID string, version id.RoomVersion, evType, sk string, content any) (string, string, *Rejection, error) {
+	raw, err := json.Marshal(content) // map keys marshal sorted: deterministic
+	if err != nil {
+		return "", "", reject(KindBadJSON, "content of %s: %v", evType, err), nil
+	}
+	return x.appendEvent(&newEvent{RoomID: roomID, Version: version, Type: evType, StateKey: &sk, Content: raw})
+}
+
+func defaultPowerLevels(creator string, v12 bool, preset string, invite []string) map[string]any {
+	users := map[string]any{}
+	tombstone := 100
+	if v12 {
+		// Creators have infinite power in v12 and must not be listed.
+		tombstone = 150
+	} else {
+		users[creator] = 100
+		if preset == "trusted_private_chat" {
+			for _, u := range invite {
+				users[u] = 100
+			}
+		}
+	}
+	return map[string]any{
+		"users":          users,
+		"users_default":  0,
+		"events_default": 0,
+		"state_default":  50,
+		"ban":            50,
+		"kick":           50,
+		"redact":         50,
+		"invite":         0,
+		"events": map[string]any{
+			"m.room.name":               50,
+			"m.room.power_levels":       100,
+			"m.room.history_visibility": 100,
+			"m.room.canonical_alias":    50,
+			"m.room.avatar":             50,
+			"m.room.tombstone":          tombstone,
+			"m.room.server_acl":         100,
+			"m.room.encryption":         100,
+		},
+		"notifications": map[string]any{"room": 50},
+	}
+}
+
+func topicContent(topic string) map[string]any {
+	return map[string]any{
+		"topic": topic,
+		"m.topic": map[string]any{
+			"m.text": []any{map[string]any{"mimetype": "text/plain", "body": topic}},
+		},
+	}
+}
+
+// objectOf decodes a JSON object (numbers kept exact); empty means {}.
+func objectOf(raw json.RawMessage) (map[string]any, error) {
+	out := map[string]any{}
+	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
+		return out, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func stringList(v any) []string {
+	list, _ := v.([]any)
+	var out []string
+	for _, e := range list {
+		if s, ok := e.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}

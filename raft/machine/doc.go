@@ -1,0 +1,22 @@
+// Package machine is Chronicle's deterministic state machine: it decides
+// each command against the state at its log position, producing facts (log
+// records) or a typed rejection, and folds the facts into the projections in
+// the same Pebble batch as the records and the applied Raft index.
+//
+// It is the command processor behind the Raft FSM, kept free of Raft so that
+// offline replay and tests can drive it directly.
+//
+// Invariants:
+//   - Deciding is a pure function of (state, command): the command carries
+//     its timestamp, random IDs and hashes, filled in by the API node. No
+//     wall clock, randomness, map iteration order or goroutines here.
+//   - Each command commits in its own batch, so a command is all-or-nothing
+//     (a room creation rejected at its fifth event leaves no record).
+//   - The applied Raft index is written in the batch of the state it
+//     produced; Apply skips any index at or below it, so a replayed Raft log
+//     applies nothing twice.
+//   - The log head is published (waking long-polls) once per Raft batch.
+//
+// Goroutines: Apply and Publish run only on the FSM goroutine. View may be
+// called from any goroutine; Restore excludes it while it swaps the store.
+package machine

@@ -1,0 +1,178 @@
+package machine
+
+import (
+	"encoding/json/jsontext"
+	jsonv2 "encoding/json/v2"
+	"errors"
+	"fmt"
+	"time"
+
+	"maunium.net/go/mautrix/federation/eventauth"
+	"maunium.net/go/mautrix/federation/pdu"
+	"maunium.net/go/mautrix/id"
+
+	rlog "chronicle/log"
+	"chronicle/projections/facts"
+	"chronicle/projections/rooms"
+)
+
+// maxPDUSize is the spec's limit on an event's canonical JSON (65536 bytes).
+const maxPDUSize = 65536
+
+// newEvent is an event the machine is about to author.
+type newEvent struct {
+	RoomID   string // "" only for a v12+ create event, whose ID names the room
+	Version  id.RoomVersion
+	Type     string
+	StateKey *string
+	Content  jsontext.Value
+	Redacts  string
+	TxnID    string
+}
+
+// appendEvent builds the PDU for ev on top of the room's current head,
+// authorises it with the room version's auth rules against the current
+// state, and appends it. It returns the event ID and room ID, or a
+// rejection.
+func (x *applyCtx) appendEvent(ev *newEvent) (eventID, roomID string, rej *Rejection, err error) {
+	p := &pdu.PDU{
+		Type:           ev.Type,
+		StateKey:       ev.StateKey,
+		Content:        ev.Content,
+		Sender:         id.UserID(x.cmd.Actor),
+		OriginServerTS: x.cmd.Time,
+		RoomID:         id.RoomID(ev.RoomID),
+		AuthEvents:     []id.EventID{},
+		PrevEvents:     []id.EventID{},
+		Depth:          1,
+	}
+	if ev.Redacts != "" {
+		r := id.EventID(ev.Redacts)
+		p.Redacts = &r
+	}
+	var authEvents []*pdu.PDU
+	if ev.RoomID != "" {
+		room, err := rooms.GetRoom(x.b, ev.RoomID)
+		if err != nil {
+			return "", "", nil, err
+		}
+		if room == nil {
+			return "", "", reject(KindNotFound, "unknown room %s", ev.RoomID), nil
+		}
+		p.Depth = room.Depth + 1
+		p.PrevEvents = []id.EventID{id.EventID(room.LastEventID)}
+		if authEvents, err = x.selectAuthEvents(p, ev.Version); err != nil {
+			return "", "", nil, err
+		}
+		for _, ae := range authEvents {
+			aeID, err := ae.GetEventID(ev.Version)
+			if err != nil {
+				return "", "", nil, fmt.Errorf("auth event ID: %w", err)
+			}
+			p.AuthEvents = append(p.AuthEvents, aeID)
+		}
+	}
+	if err := p.FillContentHash(); err != nil {
+		return "", "", reject(KindBadJSON, "event content: %v", err), nil
+	}
+	evID, err := p.GetEventID(ev.Version)
+	if err != nil {
+		return "", "", reject(KindBadJSON, "event: %v", err), nil
+	}
+	roomID = ev.RoomID
+	if roomID == "" {
+		rid, err := p.GetRoomID()
+		if err != nil {
+			return "", "", reject(KindBadJSON, "create event: %v", err), nil
+		}
+		roomID = string(rid)
+	}
+	if err := eventauth.Authorize(ev.Version, p, authEvents, x.getEvents, noKeys); err != nil {
+		return "", "", reject(KindForbidden, "%v", err), nil
+	}
+	raw, err := jsonv2.Marshal(p)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("marshal PDU: %w", err)
+	}
+	if len(raw) > maxPDUSize {
+		return "", "", reject(KindTooLarge, "event is larger than %d bytes", maxPDUSize), nil
+	}
+	if err := x.emit(facts.TypeRoomEvent, &facts.RoomEvent{
+		RoomID: roomID, EventID: string(evID), RoomVersion: string(ev.Version), PDU: raw,
+		TxnID: ev.TxnID, DeviceID: txnDevice(ev.TxnID, x.cmd.Device),
+	}); err != nil {
+		return "", "", nil, err
+	}
+	return string(evID), roomID, nil, nil
+}
+
+func txnDevice(txnID, device string) string {
+	if txnID == "" {
+		return ""
+	}
+	return device
+}
+
+// selectAuthEvents loads the current state entries the auth rules ask for.
+func (x *applyCtx) selectAuthEvents(p *pdu.PDU, version id.RoomVersion) ([]*pdu.PDU, error) {
+	var out []*pdu.PDU
+	for _, key := range p.AuthEventSelection(version) {
+		ref, err := rooms.CurrentStateRef(x.b, string(p.RoomID), key.Type, key.StateKey)
+		if err != nil {
+			return nil, err
+		}
+		if ref == nil {
+			continue
+		}
+		ae, err := x.pduAt(ref.Seq)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ae)
+	}
+	return out, nil
+}
+
+// pduAt loads the PDU recorded at a log position.
+func (x *applyCtx) pduAt(seq uint64) (*pdu.PDU, error) {
+	rec, err := rlog.Get(x.b, seq)
+	if err != nil {
+		return nil, err
+	}
+	var f facts.RoomEvent
+	if err := facts.Decode(rec.Body, &f); err != nil {
+		return nil, err
+	}
+	var p pdu.PDU
+	if err := jsonv2.Unmarshal(f.PDU, &p); err != nil {
+		return nil, fmt.Errorf("parse PDU at %d: %w", seq, err)
+	}
+	return &p, nil
+}
+
+// getEvents resolves event IDs for the auth rules (in v12, the create event
+// named by the room ID).
+func (x *applyCtx) getEvents(ids []id.EventID) ([]*pdu.PDU, error) {
+	out := make([]*pdu.PDU, 0, len(ids))
+	for _, eid := range ids {
+		ref, err := rooms.LocateEvent(x.b, string(eid))
+		if err != nil {
+			return nil, err
+		}
+		if ref == nil {
+			continue
+		}
+		p, err := x.pduAt(ref.Seq)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+var errNoKeys = errors.New("third-party invite signatures are not supported")
+
+func noKeys(string, id.KeyID, time.Time) (id.SigningKey, time.Time, error) {
+	return "", time.Time{}, errNoKeys
+}

@@ -1,0 +1,251 @@
+package machine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	rlog "chronicle/log"
+	"chronicle/projections"
+	"chronicle/projections/accounts"
+	"chronicle/projections/facts"
+	"chronicle/projections/rooms"
+)
+
+const prefixApplied byte = 0x04 // 0x04 -> last applied Raft index, uint64 BE
+
+var appliedKey = []byte{prefixApplied}
+
+// Config says what the machine is.
+type Config struct {
+	ServerName string
+	Logger     *slog.Logger
+}
+
+// Machine owns the state store: the record log and every projection.
+type Machine struct {
+	cfg    Config
+	engine *projections.Engine
+
+	mu      sync.RWMutex // excludes View while Restore swaps the store
+	db      *pebble.DB
+	dir     string
+	log     *rlog.Log
+	applied uint64
+}
+
+// NewEngine returns the projections in their fixed apply order.
+func NewEngine() *projections.Engine {
+	e, err := projections.NewEngine(accounts.Projection{}, rooms.Projection{})
+	if err != nil {
+		panic(err) // a programming error in the registration list
+	}
+	return e
+}
+
+// Open opens the state store in dir, rebuilding projections whose version
+// changed before returning.
+func Open(dir string, cfg Config) (*Machine, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m := &Machine{cfg: cfg, engine: NewEngine(), dir: dir}
+	if err := m.open(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Machine) open() error {
+	db, err := pebble.Open(m.dir, pebbleOptions())
+	if err != nil {
+		return fmt.Errorf("open state store %s: %w", m.dir, err)
+	}
+	stale, err := m.engine.Stale(db)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	if len(stale) > 0 {
+		m.cfg.Logger.Info("rebuilding projections", "stale", stale)
+		if err := m.engine.Rebuild(db, m.cfg.Logger); err != nil {
+			db.Close()
+			return fmt.Errorf("rebuild projections: %w", err)
+		}
+	}
+	l, err := rlog.Open(db)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	applied, err := readApplied(db)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	m.db, m.log, m.applied = db, l, applied
+	return nil
+}
+
+func readApplied(r pebble.Reader) (uint64, error) {
+	v, closer, err := r.Get(appliedKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read applied index: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("applied index has %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Close closes the state store.
+func (m *Machine) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.db == nil {
+		return nil
+	}
+	err := m.db.Close()
+	m.db = nil
+	return err
+}
+
+// Log returns the record log (for its head and change notifications).
+func (m *Machine) Log() *rlog.Log { return m.log }
+
+// Engine returns the projection engine.
+func (m *Machine) Engine() *projections.Engine { return m.engine }
+
+// ServerName is the homeserver's name.
+func (m *Machine) ServerName() string { return m.cfg.ServerName }
+
+// AppliedIndex is the last Raft index whose effects are in the store.
+func (m *Machine) AppliedIndex() uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.applied
+}
+
+// View runs fn on a consistent snapshot of the state store: everything it
+// reads is as of one log position.
+func (m *Machine) View(fn func(r pebble.Reader) error) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.db == nil {
+		return errors.New("state store is closed")
+	}
+	snap := m.db.NewSnapshot()
+	defer snap.Close()
+	return fn(snap)
+}
+
+// Apply decides and applies one command at a Raft index. It returns nil for
+// an index that was already applied (a replay after restart). An error is a
+// storage failure or a bug; the caller must stop rather than diverge.
+func (m *Machine) Apply(index uint64, cmd *Command) (*Result, error) {
+	if index != 0 && index <= m.applied {
+		return nil, nil
+	}
+	b := m.db.NewIndexedBatch()
+	defer b.Close()
+	x := &applyCtx{m: m, b: b, cmd: cmd, index: index}
+	res, err := x.decide()
+	if err != nil {
+		m.log.Abort()
+		return nil, fmt.Errorf("apply %s at index %d: %w", cmd.Type, index, err)
+	}
+	if res.Err != nil {
+		// A rejection leaves no record: drop the batch's facts, keep only
+		// the applied index.
+		m.log.Abort()
+		b.Reset()
+	}
+	if index != 0 {
+		if err := b.Set(appliedKey, binary.BigEndian.AppendUint64(nil, index), nil); err != nil {
+			return nil, fmt.Errorf("write applied index: %w", err)
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		m.log.Abort()
+		return nil, fmt.Errorf("commit index %d: %w", index, err)
+	}
+	m.log.Committed()
+	if index != 0 {
+		m.mu.Lock()
+		m.applied = index
+		m.mu.Unlock()
+	}
+	res.Seq = m.log.Pending().Seq
+	return res, nil
+}
+
+// Publish wakes readers waiting for the log head to move.
+func (m *Machine) Publish() { m.log.Publish() }
+
+// Sync makes the state store durable (before a snapshot is reported done).
+func (m *Machine) Sync() error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.db.Flush()
+}
+
+// applyCtx is the state of deciding one command.
+type applyCtx struct {
+	m     *Machine
+	b     *pebble.Batch
+	cmd   *Command
+	index uint64
+}
+
+// emit appends a fact as a record and folds it into the projections at
+// once, so the rest of the command is decided against it.
+func (x *applyCtx) emit(typ string, body any) error {
+	enc, err := facts.Encode(body)
+	if err != nil {
+		return err
+	}
+	rec := &rlog.Record{RaftIndex: x.index, Time: x.cmd.Time, Type: typ, Actor: x.cmd.Actor, Body: enc}
+	if _, err := x.m.log.Append(x.b, rec); err != nil {
+		return err
+	}
+	return x.m.engine.Apply(x.b, rec)
+}
+
+func (x *applyCtx) decide() (*Result, error) {
+	switch x.cmd.Type {
+	case CmdRegister:
+		return x.register()
+	case CmdLogin:
+		return x.login()
+	case CmdLogout:
+		return x.logout(false)
+	case CmdLogoutAll:
+		return x.logout(true)
+	case CmdCreateRoom:
+		return x.createRoom()
+	case CmdSendEvent:
+		return x.sendEvent()
+	case CmdMembership:
+		return x.membership()
+	}
+	// An unknown type would make replicas diverge if skipped silently on
+	// some; refuse it the same way everywhere.
+	return &Result{Err: reject(KindBadJSON, "unknown command type %q", x.cmd.Type)}, nil
+}
+
+// payload decodes the command body; a body that does not decode is refused
+// identically on every node.
+func (x *applyCtx) payload(v any) *Rejection {
+	if err := decodeMsgpack(x.cmd.Body, v); err != nil {
+		return reject(KindBadJSON, "malformed %s command: %v", x.cmd.Type, err)
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+package machine
+
+import "fmt"
+
+// Kind classifies a rejection; the API's error table maps each kind to the
+// spec's errcode and HTTP status.
+type Kind uint8
+
+const (
+	KindForbidden Kind = iota + 1
+	KindUserInUse
+	KindNotFound
+	KindUnknownToken
+	KindBadJSON
+	KindInvalidParam
+	KindUnsupportedRoomVersion
+	KindTooLarge
+	KindBadState
+)
+
+// Rejection is a command the domain refused. It is a decided outcome, the
+// same on every node, not a failure.
+type Rejection struct {
+	Kind Kind   `msgpack:"k"`
+	Msg  string `msgpack:"m"`
+}
+
+func (r *Rejection) Error() string { return r.Msg }
+
+func reject(kind Kind, format string, args ...any) *Rejection {
+	return &Rejection{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Result is the decided outcome of one command.
+type Result struct {
+	// Seq is the log head after the command (the position a client must
+	// see to read its own write).
+	Seq     uint64 `msgpack:"s"`
+	EventID string `msgpack:"e"`
+	RoomID  string `msgpack:"r"`
+	Err     *Rejection
+}

@@ -1,0 +1,103 @@
+package machine
+
+import (
+	"encoding/json"
+
+	"maunium.net/go/mautrix/id"
+
+	"chronicle/projections/rooms"
+)
+
+// roomVersion returns the version of an existing room, or a rejection.
+func (x *applyCtx) roomVersion(roomID string, missing Kind) (id.RoomVersion, *Rejection, error) {
+	room, err := rooms.GetRoom(x.b, roomID)
+	if err != nil {
+		return "", nil, err
+	}
+	if room == nil {
+		if missing == KindForbidden {
+			// Do not reveal whether a room exists to someone not in it.
+			return "", reject(KindForbidden, "you are not in room %s", roomID), nil
+		}
+		return "", reject(missing, "unknown room %s", roomID), nil
+	}
+	return id.RoomVersion(room.Version), nil, nil
+}
+
+func (x *applyCtx) sendEvent() (*Result, error) {
+	var p SendEvent
+	if rej := x.payload(&p); rej != nil {
+		return &Result{Err: rej}, nil
+	}
+	if p.TxnID != "" {
+		prior, err := rooms.TxnEventID(x.b, x.cmd.Actor, x.cmd.Device, p.TxnID)
+		if err != nil {
+			return nil, err
+		}
+		if prior != "" {
+			// A retry (possibly after a leader change): same answer, no event.
+			return &Result{EventID: prior, RoomID: p.RoomID}, nil
+		}
+	}
+	version, rej, err := x.roomVersion(p.RoomID, KindForbidden)
+	if err != nil || rej != nil {
+		return &Result{Err: rej}, err
+	}
+	if p.Type == "m.room.create" {
+		return &Result{Err: reject(KindForbidden, "a room has exactly one m.room.create event")}, nil
+	}
+	evID, _, rej, err := x.appendEvent(&newEvent{
+		RoomID: p.RoomID, Version: version, Type: p.Type, StateKey: p.StateKey,
+		Content: json.RawMessage(p.Content), TxnID: p.TxnID,
+	})
+	if err != nil || rej != nil {
+		return &Result{Err: rej}, err
+	}
+	return &Result{EventID: evID, RoomID: p.RoomID}, nil
+}
+
+func (x *applyCtx) membership() (*Result, error) {
+	var p Membership
+	if rej := x.payload(&p); rej != nil {
+		return &Result{Err: rej}, nil
+	}
+	missing := KindForbidden
+	if p.Membership == "join" {
+		missing = KindNotFound
+	}
+	version, rej, err := x.roomVersion(p.RoomID, missing)
+	if err != nil || rej != nil {
+		return &Result{Err: rej}, err
+	}
+	membership := p.Membership
+	if membership == "kick" {
+		membership = "leave"
+	}
+	if p.Membership == "join" {
+		// Joining again while joined is a no-op per the spec; answer with
+		// the existing membership event.
+		if m, err := rooms.GetMembership(x.b, p.Target, p.RoomID); err != nil {
+			return nil, err
+		} else if m != nil && m.Membership == "join" {
+			return &Result{RoomID: p.RoomID, EventID: m.EventID}, nil
+		}
+	}
+	content := map[string]any{"membership": membership}
+	if p.Reason != "" {
+		content["reason"] = p.Reason
+	}
+	if p.IsDirect {
+		content["is_direct"] = true
+	}
+	if p.DisplayName != "" {
+		content["displayname"] = p.DisplayName
+	}
+	if p.AvatarURL != "" {
+		content["avatar_url"] = p.AvatarURL
+	}
+	evID, _, rej, err := x.appendState(p.RoomID, version, "m.room.member", p.Target, content)
+	if err != nil || rej != nil {
+		return &Result{Err: rej}, err
+	}
+	return &Result{EventID: evID, RoomID: p.RoomID}, nil
+}
