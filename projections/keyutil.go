@@ -17,14 +17,24 @@ type Key []byte
 // NewKey starts a key with the given prefix bytes.
 func NewKey(prefix ...byte) Key { return Key(append(make([]byte, 0, 64), prefix...)) }
 
+// Each method returns a new key and never writes into k's spare capacity,
+// so two keys built from one prefix (an iterator's bounds) never alias.
+
 // Str appends s and a 0x00 terminator.
-func (k Key) Str(s string) Key { return append(append(k, s...), 0) }
+func (k Key) Str(s string) Key { return append(append(k.grow(len(s)+1), s...), 0) }
 
 // U64 appends v big-endian, so keys sort by number.
-func (k Key) U64(v uint64) Key { return binary.BigEndian.AppendUint64(k, v) }
+func (k Key) U64(v uint64) Key { return binary.BigEndian.AppendUint64(k.grow(8), v) }
 
 // Raw appends bytes without terminator.
-func (k Key) Raw(b []byte) Key { return append(k, b...) }
+func (k Key) Raw(b []byte) Key { return append(k.grow(len(b)), b...) }
+
+// grow copies k into a new slice with room for n more bytes.
+func (k Key) grow(n int) Key {
+	out := make(Key, len(k), len(k)+n+16)
+	copy(out, k)
+	return out
+}
 
 // End returns the smallest key greater than every key starting with k.
 func (k Key) End() Key {

@@ -1,0 +1,112 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/labstack/echo/v4"
+
+	rlog "chronicle/log"
+	"chronicle/projections/rooms"
+)
+
+const maxPageLimit = 1000
+
+// parseLimit reads ?limit with a default and a cap.
+func parseLimit(c echo.Context, def int) (int, error) {
+	v := c.QueryParam("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, errInvalidParam("limit must be a non-negative integer")
+	}
+	return min(n, maxPageLimit), nil
+}
+
+func (s *Server) messages(c echo.Context) error {
+	roomID := c.Param("roomId")
+	dir := c.QueryParam("dir")
+	if dir != "b" && dir != "f" {
+		return errInvalidParam("dir must be b or f")
+	}
+	limit, err := parseLimit(c, 10)
+	if err != nil {
+		return err
+	}
+	var from, to uint64
+	var hasFrom, hasTo bool
+	if v := c.QueryParam("from"); v != "" {
+		if from, hasFrom = parseToken(v); !hasFrom {
+			return errInvalidParam("invalid from token")
+		}
+	}
+	if v := c.QueryParam("to"); v != "" {
+		if to, hasTo = parseToken(v); !hasTo {
+			return errInvalidParam("invalid to token")
+		}
+	}
+	r := requester(c)
+	var chunk []*rooms.Event
+	var start, end string
+	err = s.state.View(func(rd pebble.Reader) error {
+		upTo, err := visibleUpTo(rd, r.UserID, roomID)
+		if err != nil {
+			return err
+		}
+		head, err := rlog.ReadHead(rd)
+		if err != nil {
+			return err
+		}
+		backward := dir == "b"
+		if !hasFrom {
+			from = 0
+			if backward {
+				from = head.Seq
+			}
+		}
+		start = formatToken(from)
+		var after, until uint64
+		if backward {
+			after, until = 0, min(from, upTo)
+			if hasTo {
+				after = to
+			}
+		} else {
+			after, until = from, upTo
+			if hasTo {
+				until = min(until, to)
+			}
+		}
+		if until <= after {
+			return nil
+		}
+		evs, more, err := rooms.Events(rd, roomID, after, until, limit, backward)
+		if err != nil {
+			return err
+		}
+		chunk = evs
+		if more && len(evs) > 0 {
+			last := evs[len(evs)-1].Seq
+			if backward {
+				end = formatToken(last - 1)
+			} else {
+				end = formatToken(last)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	resp := map[string]any{
+		"start": start,
+		"chunk": viewer{UserID: r.UserID, DeviceID: r.DeviceID}.renderAll(chunk),
+	}
+	if end != "" {
+		resp["end"] = end
+	}
+	return c.JSON(http.StatusOK, resp)
+}

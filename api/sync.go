@@ -1,0 +1,337 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/labstack/echo/v4"
+
+	rlog "chronicle/log"
+	"chronicle/projections/rooms"
+)
+
+const (
+	defaultTimelineLimit = 10
+	maxSyncTimeout       = 5 * time.Minute
+)
+
+// syncFilter is the part of the spec's Filter that sync honours so far.
+type syncFilter struct {
+	Room struct {
+		Timeline struct {
+			Limit *int `json:"limit"`
+		} `json:"timeline"`
+		IncludeLeave bool `json:"include_leave"`
+	} `json:"room"`
+}
+
+type syncRequest struct {
+	since     uint64
+	fullState bool
+	timeout   time.Duration
+	limit     int
+	filter    syncFilter
+	viewer    viewer
+}
+
+func parseSyncRequest(c echo.Context, r *Requester) (*syncRequest, error) {
+	req := &syncRequest{limit: defaultTimelineLimit, viewer: viewer{UserID: r.UserID, DeviceID: r.DeviceID, OmitRoomID: true}}
+	if v := c.QueryParam("since"); v != "" {
+		seq, ok := parseToken(v)
+		if !ok {
+			return nil, errInvalidParam("invalid since token")
+		}
+		req.since = seq
+	}
+	switch c.QueryParam("full_state") {
+	case "", "false":
+	case "true":
+		req.fullState = true
+	default:
+		return nil, errInvalidParam("full_state must be true or false")
+	}
+	if v := c.QueryParam("timeout"); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 {
+			return nil, errInvalidParam("timeout must be a non-negative integer")
+		}
+		req.timeout = min(time.Duration(ms)*time.Millisecond, maxSyncTimeout)
+	}
+	if f := c.QueryParam("filter"); strings.HasPrefix(strings.TrimSpace(f), "{") {
+		if err := decodeJSON([]byte(f), &req.filter, false); err != nil {
+			return nil, err
+		}
+		if l := req.filter.Room.Timeline.Limit; l != nil {
+			if *l < 0 {
+				return nil, errInvalidParam("timeline limit must not be negative")
+			}
+			req.limit = min(*l, maxPageLimit)
+		}
+	}
+	return req, nil
+}
+
+// syncResponse is the spec's /sync response.
+type syncResponse struct {
+	NextBatch string    `json:"next_batch"`
+	Rooms     syncRooms `json:"rooms"`
+}
+
+type syncRooms struct {
+	Join   map[string]*joinedRoom  `json:"join"`
+	Invite map[string]*invitedRoom `json:"invite"`
+	Leave  map[string]*leftRoom    `json:"leave"`
+	Knock  map[string]any          `json:"knock"`
+}
+
+type eventList struct {
+	Events []clientEvent `json:"events"`
+}
+
+type timeline struct {
+	Events    []clientEvent `json:"events"`
+	Limited   bool          `json:"limited"`
+	PrevBatch string        `json:"prev_batch,omitempty"`
+}
+
+type joinedRoom struct {
+	State       eventList `json:"state"`
+	Timeline    timeline  `json:"timeline"`
+	Ephemeral   eventList `json:"ephemeral"`
+	AccountData eventList `json:"account_data"`
+}
+
+type strippedEvent struct {
+	Content  json.RawMessage `json:"content"`
+	Sender   string          `json:"sender"`
+	StateKey string          `json:"state_key"`
+	Type     string          `json:"type"`
+}
+
+type invitedRoom struct {
+	InviteState struct {
+		Events []strippedEvent `json:"events"`
+	} `json:"invite_state"`
+}
+
+type leftRoom struct {
+	State       eventList `json:"state"`
+	Timeline    timeline  `json:"timeline"`
+	AccountData eventList `json:"account_data"`
+}
+
+func (r *syncResponse) empty() bool {
+	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0
+}
+
+func (s *Server) sync(c echo.Context) error {
+	req, err := parseSyncRequest(c, requester(c))
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	deadline := time.Now().Add(req.timeout)
+	for {
+		head, changed := s.state.Log().Changed()
+		// A token from the future (another node ahead of this one) waits
+		// for this node to catch up rather than going backwards.
+		if head.Seq >= req.since {
+			resp, err := s.buildSync(req)
+			if err != nil {
+				return err
+			}
+			if !resp.empty() || req.since == 0 || req.fullState || !time.Now().Before(deadline) {
+				return c.JSON(http.StatusOK, resp)
+			}
+		} else if !time.Now().Before(deadline) {
+			return c.JSON(http.StatusOK, &syncResponse{NextBatch: formatToken(req.since), Rooms: newSyncRooms()})
+		}
+		if err := waitChange(ctx, changed, deadline); err != nil {
+			return err
+		}
+	}
+}
+
+// waitChange parks until the log head moves, the deadline passes or the
+// client goes away. It never polls storage.
+func waitChange(ctx context.Context, changed <-chan struct{}, deadline time.Time) error {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-changed:
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+func newSyncRooms() syncRooms {
+	return syncRooms{Join: map[string]*joinedRoom{}, Invite: map[string]*invitedRoom{}, Leave: map[string]*leftRoom{}, Knock: map[string]any{}}
+}
+
+// buildSync assembles one response from one snapshot, so everything in it
+// is as of a single log position, which becomes next_batch.
+func (s *Server) buildSync(req *syncRequest) (*syncResponse, error) {
+	resp := &syncResponse{Rooms: newSyncRooms()}
+	err := s.state.View(func(r pebble.Reader) error {
+		head, err := rlog.ReadHead(r)
+		if err != nil {
+			return err
+		}
+		resp.NextBatch = formatToken(head.Seq)
+		memberships, err := rooms.UserRooms(r, req.viewer.UserID)
+		if err != nil {
+			return err
+		}
+		for _, m := range memberships {
+			if err := s.syncRoom(r, req, head.Seq, m, resp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return resp, err
+}
+
+func (s *Server) syncRoom(r pebble.Reader, req *syncRequest, head uint64, m rooms.UserRoom, resp *syncResponse) error {
+	changedMembership := m.Seq > req.since
+	switch m.Membership.Membership {
+	case "join":
+		room, err := rooms.GetRoom(r, m.RoomID)
+		if err != nil || room == nil {
+			return err
+		}
+		if req.since != 0 && !changedMembership && room.LastSeq <= req.since && !req.fullState {
+			return nil // nothing new: the common case, one read per room
+		}
+		// A room joined since the token is new to the client: full state.
+		full := req.since == 0 || changedMembership || req.fullState
+		jr, err := s.roomTimeline(r, req, m.RoomID, req.since, head, full)
+		if err != nil {
+			return err
+		}
+		resp.Rooms.Join[m.RoomID] = &joinedRoom{State: jr.state, Timeline: jr.timeline, Ephemeral: eventList{Events: []clientEvent{}}, AccountData: eventList{Events: []clientEvent{}}}
+	case "invite":
+		if req.since != 0 && !changedMembership {
+			return nil
+		}
+		ir, err := inviteState(r, m)
+		if err != nil {
+			return err
+		}
+		resp.Rooms.Invite[m.RoomID] = ir
+	case "leave", "ban":
+		if !changedMembership || (req.since == 0 && !req.filter.Room.IncludeLeave) {
+			return nil
+		}
+		lr, err := s.roomTimeline(r, req, m.RoomID, req.since, m.Seq, false)
+		if err != nil {
+			return err
+		}
+		resp.Rooms.Leave[m.RoomID] = &leftRoom{State: lr.state, Timeline: lr.timeline, AccountData: eventList{Events: []clientEvent{}}}
+	}
+	return nil
+}
+
+type roomSection struct {
+	state    eventList
+	timeline timeline
+}
+
+// roomTimeline returns the last events in (since, upTo] up to the limit,
+// and the state the client needs before them: the full state at the start
+// of the timeline when full, else the state changes in the gap a limited
+// timeline skipped.
+func (s *Server) roomTimeline(r pebble.Reader, req *syncRequest, roomID string, since, upTo uint64, full bool) (*roomSection, error) {
+	after := since
+	if full {
+		after = 0
+	}
+	evs, limited, err := rooms.Events(r, roomID, after, upTo, req.limit, true)
+	if err != nil {
+		return nil, err
+	}
+	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
+		evs[i], evs[j] = evs[j], evs[i]
+	}
+	start := upTo // position just before the timeline
+	if len(evs) > 0 {
+		start = evs[0].Seq - 1
+	}
+	out := &roomSection{timeline: timeline{Events: req.viewer.renderAll(evs), Limited: limited, PrevBatch: formatToken(start)}}
+	var state []*rooms.Event
+	switch {
+	case full:
+		state, err = rooms.StateAt(r, roomID, start)
+	case limited:
+		state, err = stateChanges(r, roomID, since, start)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out.state = eventList{Events: req.viewer.renderAll(state)}
+	return out, nil
+}
+
+// stateChanges returns the latest state event per (type, state_key) among
+// the room's events in (after, upTo].
+func stateChanges(r pebble.Reader, roomID string, after, upTo uint64) ([]*rooms.Event, error) {
+	if upTo <= after {
+		return nil, nil
+	}
+	evs, _, err := rooms.Events(r, roomID, after, upTo, int(upTo-after), false)
+	if err != nil {
+		return nil, err
+	}
+	latest := map[rooms.StateKeyPair]int{}
+	var out []*rooms.Event
+	for _, ev := range evs {
+		if ev.StateKey == nil {
+			continue
+		}
+		k := rooms.StateKeyPair{Type: ev.Type, StateKey: *ev.StateKey}
+		if i, ok := latest[k]; ok {
+			out[i] = ev
+			continue
+		}
+		latest[k] = len(out)
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// strippedTypes are the state events an invitee sees before joining.
+var strippedTypes = []string{"m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias", "m.room.encryption", "m.room.topic"}
+
+func inviteState(r pebble.Reader, m rooms.UserRoom) (*invitedRoom, error) {
+	ir := &invitedRoom{}
+	ir.InviteState.Events = []strippedEvent{}
+	add := func(ev *rooms.Event) {
+		ir.InviteState.Events = append(ir.InviteState.Events, strippedEvent{Content: ev.Content, Sender: ev.Sender, StateKey: *ev.StateKey, Type: ev.Type})
+	}
+	state, err := rooms.StateAt(r, m.RoomID, m.Seq)
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range state {
+		for _, t := range strippedTypes {
+			if ev.Type == t && *ev.StateKey == "" {
+				add(ev)
+			}
+		}
+	}
+	inv, err := rooms.GetEvent(r, m.RoomID, m.Seq)
+	if err != nil {
+		return nil, err
+	}
+	if inv != nil {
+		add(inv)
+	}
+	return ir, nil
+}
