@@ -111,25 +111,25 @@ func (s *Server) changeMembership(c echo.Context, roomID, target, membership, re
 	})
 }
 
-func (s *Server) joinRoom(c echo.Context) error {
+func (s *Server) joinRoom(c echo.Context) error { return s.join(c, c.Param("roomId")) }
+
+func (s *Server) joinByIDOrAlias(c echo.Context) error {
+	target := c.Param("roomIdOrAlias")
+	if strings.HasPrefix(target, "#") {
+		return errNotFound("room alias not found")
+	}
+	return s.join(c, target)
+}
+
+func (s *Server) join(c echo.Context, roomID string) error {
 	var req membershipRequest
 	if err := readJSON(c, &req, true); err != nil {
 		return err
 	}
-	roomID := c.Param("roomId")
 	if _, err := s.changeMembership(c, roomID, requester(c).UserID, "join", req.Reason); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]string{"room_id": roomID})
-}
-
-func (s *Server) joinByIDOrAlias(c echo.Context) error {
-	if strings.HasPrefix(c.Param("roomIdOrAlias"), "#") {
-		return errNotFound("room alias not found")
-	}
-	c.SetParamNames("roomId")
-	c.SetParamValues(c.Param("roomIdOrAlias"))
-	return s.joinRoom(c)
 }
 
 func (s *Server) leaveRoom(c echo.Context) error {

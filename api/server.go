@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -69,6 +70,7 @@ func New(cfg Config, submit Submitter, state State) *Server {
 		AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions},
 		AllowHeaders: []string{"X-Requested-With", "Content-Type", "Authorization"},
 	}))
+	e.Use(unescapeParams)
 	s.echo = e
 	s.routes()
 	return s
@@ -105,3 +107,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // now is the command timestamp: wall clock on the API node, never read by
 // the state machine.
 func now() int64 { return time.Now().UnixMilli() }
+
+// unescapeParams decodes path parameters: clients percent-encode room IDs
+// ("!" is %21) and echo routes on the raw path, leaving them encoded.
+func unescapeParams(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		vals := c.ParamValues()
+		for i, v := range vals {
+			u, err := url.PathUnescape(v)
+			if err != nil {
+				return errInvalidParam("malformed percent-encoding in path")
+			}
+			vals[i] = u
+		}
+		c.SetParamValues(vals...)
+		return next(c)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"maunium.net/go/mautrix/id"
+
+	"chronicle/projections/rooms"
 )
 
 // DefaultRoomVersion is used when /createRoom names none.
@@ -33,6 +35,10 @@ func (x *applyCtx) createRoom() (*Result, error) {
 		p.RoomID = ""
 	} else if p.RoomID == "" {
 		return &Result{Err: reject(KindInvalidParam, "room ID missing for room version %s", p.RoomVersion)}, nil
+	} else if existing, err := rooms.GetRoom(x.b, p.RoomID); err != nil {
+		return nil, err
+	} else if existing != nil {
+		return &Result{Err: reject(KindBadState, "room ID %s is already in use", p.RoomID)}, nil
 	}
 	preset := p.Preset
 	if preset == "" {

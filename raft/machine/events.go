@@ -72,20 +72,9 @@ func (x *applyCtx) appendEvent(ev *newEvent) (eventID, roomID string, rej *Rejec
 			p.AuthEvents = append(p.AuthEvents, aeID)
 		}
 	}
-	if err := p.FillContentHash(); err != nil {
-		return "", "", reject(KindBadJSON, "event content: %v", err), nil
-	}
-	evID, err := p.GetEventID(ev.Version)
-	if err != nil {
-		return "", "", reject(KindBadJSON, "event: %v", err), nil
-	}
-	roomID = ev.RoomID
-	if roomID == "" {
-		rid, err := p.GetRoomID()
-		if err != nil {
-			return "", "", reject(KindBadJSON, "create event: %v", err), nil
-		}
-		roomID = string(rid)
+	evID, roomID, rej, err := x.identify(p, ev)
+	if err != nil || rej != nil {
+		return "", "", rej, err
 	}
 	if err := eventauth.Authorize(ev.Version, p, authEvents, x.getEvents, noKeys); err != nil {
 		return "", "", reject(KindForbidden, "%v", err), nil
@@ -104,6 +93,42 @@ func (x *applyCtx) appendEvent(ev *newEvent) (eventID, roomID string, rej *Rejec
 		return "", "", nil, err
 	}
 	return string(evID), roomID, nil, nil
+}
+
+// identify fills the content hash and computes the event ID (and, for a
+// v12 create event, the room ID it names). Two creates by one user in the
+// same millisecond would hash alike and name the same room; the machine
+// then moves the later one's timestamp on by a millisecond until the room ID
+// is new, which keeps deciding deterministic without random input.
+func (x *applyCtx) identify(p *pdu.PDU, ev *newEvent) (id.EventID, string, *Rejection, error) {
+	for attempt := 0; ; attempt++ {
+		p.Hashes = nil
+		if err := p.FillContentHash(); err != nil {
+			return "", "", reject(KindBadJSON, "event content: %v", err), nil
+		}
+		evID, err := p.GetEventID(ev.Version)
+		if err != nil {
+			return "", "", reject(KindBadJSON, "event: %v", err), nil
+		}
+		if ev.RoomID != "" {
+			return evID, ev.RoomID, nil, nil
+		}
+		rid, err := p.GetRoomID()
+		if err != nil {
+			return "", "", reject(KindBadJSON, "create event: %v", err), nil
+		}
+		existing, err := rooms.GetRoom(x.b, string(rid))
+		if err != nil {
+			return "", "", nil, err
+		}
+		if existing == nil {
+			return evID, string(rid), nil, nil
+		}
+		if attempt > 1000 {
+			return "", "", reject(KindBadState, "could not find a free room ID"), nil
+		}
+		p.OriginServerTS++
+	}
 }
 
 func txnDevice(txnID, device string) string {
