@@ -61,15 +61,8 @@ func (x *applyCtx) appendEvent(ev *newEvent) (eventID, roomID string, rej *Rejec
 		}
 		p.Depth = room.Depth + 1
 		p.PrevEvents = []id.EventID{id.EventID(room.LastEventID)}
-		if authEvents, err = x.selectAuthEvents(p, ev.Version); err != nil {
+		if authEvents, p.AuthEvents, err = x.selectAuthEvents(p, ev.Version); err != nil {
 			return "", "", nil, err
-		}
-		for _, ae := range authEvents {
-			aeID, err := ae.GetEventID(ev.Version)
-			if err != nil {
-				return "", "", nil, fmt.Errorf("auth event ID: %w", err)
-			}
-			p.AuthEvents = append(p.AuthEvents, aeID)
 		}
 	}
 	evID, roomID, rej, err := x.identify(p, ev)
@@ -138,28 +131,35 @@ func txnDevice(txnID, device string) string {
 	return device
 }
 
-// selectAuthEvents loads the current state entries the auth rules ask for.
-func (x *applyCtx) selectAuthEvents(p *pdu.PDU, version id.RoomVersion) ([]*pdu.PDU, error) {
+// selectAuthEvents loads the current state entries the auth rules ask for,
+// with their event IDs.
+func (x *applyCtx) selectAuthEvents(p *pdu.PDU, version id.RoomVersion) ([]*pdu.PDU, []id.EventID, error) {
 	var out []*pdu.PDU
+	ids := []id.EventID{}
 	for _, key := range p.AuthEventSelection(version) {
 		ref, err := rooms.CurrentStateRef(x.b, string(p.RoomID), key.Type, key.StateKey)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ref == nil {
 			continue
 		}
-		ae, err := x.pduAt(ref.Seq)
+		ae, err := x.pduAt(ref.EventID, ref.Seq)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, ae)
+		ids = append(ids, id.EventID(ref.EventID))
 	}
-	return out, nil
+	return out, ids, nil
 }
 
-// pduAt loads the PDU recorded at a log position.
-func (x *applyCtx) pduAt(seq uint64) (*pdu.PDU, error) {
+// pduAt loads the PDU recorded at a log position, through the machine's
+// cache of parsed PDUs (auth events are read for nearly every event).
+func (x *applyCtx) pduAt(eventID string, seq uint64) (*pdu.PDU, error) {
+	if p := x.m.pdus.get(eventID); p != nil {
+		return p, nil
+	}
 	rec, err := rlog.Get(x.b, seq)
 	if err != nil {
 		return nil, err
@@ -172,6 +172,7 @@ func (x *applyCtx) pduAt(seq uint64) (*pdu.PDU, error) {
 	if err := jsonv2.Unmarshal(f.PDU, &p); err != nil {
 		return nil, fmt.Errorf("parse PDU at %d: %w", seq, err)
 	}
+	x.m.pdus.put(eventID, &p)
 	return &p, nil
 }
 
@@ -187,7 +188,7 @@ func (x *applyCtx) getEvents(ids []id.EventID) ([]*pdu.PDU, error) {
 		if ref == nil {
 			continue
 		}
-		p, err := x.pduAt(ref.Seq)
+		p, err := x.pduAt(string(eid), ref.Seq)
 		if err != nil {
 			return nil, err
 		}

@@ -36,6 +36,8 @@ type Machine struct {
 	dir     string
 	log     *rlog.Log
 	applied uint64
+	pdus    *pduCache
+	cache   *pebble.Cache
 }
 
 // NewEngine returns the projections in their fixed apply order.
@@ -53,7 +55,7 @@ func Open(dir string, cfg Config) (*Machine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Machine{cfg: cfg, engine: NewEngine(), dir: dir}
+	m := &Machine{cfg: cfg, engine: NewEngine(), dir: dir, pdus: newPDUCache(50000), cache: pebble.NewCache(256 << 20)}
 	if err := m.open(); err != nil {
 		return nil, err
 	}
@@ -61,7 +63,10 @@ func Open(dir string, cfg Config) (*Machine, error) {
 }
 
 func (m *Machine) open() error {
-	db, err := pebble.Open(m.dir, pebbleOptions())
+	m.pdus.reset()
+	opts := pebbleOptions()
+	opts.Cache = m.cache
+	db, err := pebble.Open(m.dir, opts)
 	if err != nil {
 		return fmt.Errorf("open state store %s: %w", m.dir, err)
 	}
@@ -115,6 +120,7 @@ func (m *Machine) Close() error {
 	}
 	err := m.db.Close()
 	m.db = nil
+	m.cache.Unref()
 	return err
 }
 
