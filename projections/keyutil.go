@@ -85,3 +85,14 @@ func U64At(key []byte) uint64 {
 	}
 	return binary.BigEndian.Uint64(key[len(key)-8:])
 }
+
+// Lookup reads the msgpack value under key, or nil when absent: the shape
+// of every "get one thing by key" query of the projections.
+func Lookup[T any](r pebble.Reader, key []byte) (*T, error) {
+	var v T
+	found, err := GetMsgpack(r, key, &v)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &v, nil
+}

@@ -10,32 +10,17 @@ import (
 
 // GetUser returns the account or nil.
 func GetUser(r pebble.Reader, userID string) (*User, error) {
-	var u User
-	found, err := projections.GetMsgpack(r, userKey(userID), &u)
-	if err != nil || !found {
-		return nil, err
-	}
-	return &u, nil
+	return projections.Lookup[User](r, userKey(userID))
 }
 
 // GetDevice returns the device or nil.
 func GetDevice(r pebble.Reader, userID, deviceID string) (*Device, error) {
-	var d Device
-	found, err := projections.GetMsgpack(r, deviceKey(userID, deviceID), &d)
-	if err != nil || !found {
-		return nil, err
-	}
-	return &d, nil
+	return projections.Lookup[Device](r, deviceKey(userID, deviceID))
 }
 
 // SessionByToken resolves the SHA-256 of an access token, or nil.
 func SessionByToken(r pebble.Reader, tokenHash [32]byte) (*Session, error) {
-	var s Session
-	found, err := projections.GetMsgpack(r, tokenKey(tokenHash), &s)
-	if err != nil || !found {
-		return nil, err
-	}
-	return &s, nil
+	return projections.Lookup[Session](r, tokenKey(tokenHash))
 }
 
 // DeviceIDs lists a user's devices in ID order.

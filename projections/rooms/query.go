@@ -11,30 +11,22 @@ import (
 
 // GetRoom returns a room's summary, or nil if the room does not exist.
 func GetRoom(r pebble.Reader, roomID string) (*Room, error) {
-	var room Room
-	found, err := projections.GetMsgpack(r, roomKey(roomID), &room)
-	if err != nil || !found {
-		return nil, err
-	}
-	return &room, nil
+	return projections.Lookup[Room](r, roomKey(roomID))
 }
 
 // GetEvent returns the event at seq in a room, or nil.
 func GetEvent(r pebble.Reader, roomID string, seq uint64) (*Event, error) {
-	var ev Event
-	found, err := projections.GetMsgpack(r, eventKey(roomID, seq), &ev)
-	if err != nil || !found {
-		return nil, err
+	ev, err := projections.Lookup[Event](r, eventKey(roomID, seq))
+	if ev != nil {
+		ev.RoomID = roomID
 	}
-	ev.RoomID = roomID
-	return &ev, nil
+	return ev, err
 }
 
 // EventByID finds an event by its ID, or nil.
 func EventByID(r pebble.Reader, eventID string) (*Event, error) {
-	var ref EventRef
-	found, err := projections.GetMsgpack(r, eventIDKey(eventID), &ref)
-	if err != nil || !found {
+	ref, err := LocateEvent(r, eventID)
+	if err != nil || ref == nil {
 		return nil, err
 	}
 	return GetEvent(r, ref.RoomID, ref.Seq)
@@ -42,22 +34,12 @@ func EventByID(r pebble.Reader, eventID string) (*Event, error) {
 
 // LocateEvent returns the room and position of an event ID, or nil.
 func LocateEvent(r pebble.Reader, eventID string) (*EventRef, error) {
-	var ref EventRef
-	found, err := projections.GetMsgpack(r, eventIDKey(eventID), &ref)
-	if err != nil || !found {
-		return nil, err
-	}
-	return &ref, nil
+	return projections.Lookup[EventRef](r, eventIDKey(eventID))
 }
 
 // CurrentStateRef returns the current state entry (type, stateKey), or nil.
 func CurrentStateRef(r pebble.Reader, roomID, evType, sk string) (*StateRef, error) {
-	var ref StateRef
-	found, err := projections.GetMsgpack(r, stateKey(roomID, evType, sk), &ref)
-	if err != nil || !found {
-		return nil, err
-	}
-	return &ref, nil
+	return projections.Lookup[StateRef](r, stateKey(roomID, evType, sk))
 }
 
 // StateEvent returns the current state event (type, stateKey), or nil.
@@ -167,12 +149,7 @@ func (e *Event) Membership() string {
 
 // GetMembership returns a user's current membership in a room, or nil.
 func GetMembership(r pebble.Reader, userID, roomID string) (*Membership, error) {
-	var m Membership
-	found, err := projections.GetMsgpack(r, memberKey(userID, roomID), &m)
-	if err != nil || !found {
-		return nil, err
-	}
-	return &m, nil
+	return projections.Lookup[Membership](r, memberKey(userID, roomID))
 }
 
 // UserRoom is one room a user has a membership in.
