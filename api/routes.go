@@ -49,8 +49,10 @@ func (s *Server) routes() {
 		{http.MethodGet, "/rooms/:roomId/state/:eventType/:stateKey", s.getState, true},
 		{http.MethodGet, "/rooms/:roomId/messages", s.messages, true},
 
-		// Sync.
+		// Sync and filters.
 		{http.MethodGet, "/sync", s.sync, true},
+		{http.MethodPost, "/user/:userId/filter", s.createFilter, true},
+		{http.MethodGet, "/user/:userId/filter/:filterId", s.getFilter, true},
 	}
 	for _, prefix := range []string{"/_matrix/client/v3", "/_matrix/client/r0"} {
 		for _, rt := range table {

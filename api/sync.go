@@ -39,7 +39,7 @@ type syncRequest struct {
 	viewer    viewer
 }
 
-func parseSyncRequest(c echo.Context, r *Requester) (*syncRequest, error) {
+func (s *Server) parseSyncRequest(c echo.Context, r *Requester) (*syncRequest, error) {
 	req := &syncRequest{limit: defaultTimelineLimit, viewer: viewer{UserID: r.UserID, DeviceID: r.DeviceID, OmitRoomID: true}}
 	if v := c.QueryParam("since"); v != "" {
 		seq, ok := parseToken(v)
@@ -62,8 +62,19 @@ func parseSyncRequest(c echo.Context, r *Requester) (*syncRequest, error) {
 		}
 		req.timeout = min(time.Duration(ms)*time.Millisecond, maxSyncTimeout)
 	}
-	if f := c.QueryParam("filter"); strings.HasPrefix(strings.TrimSpace(f), "{") {
-		if err := decodeJSON([]byte(f), &req.filter, false); err != nil {
+	if f := strings.TrimSpace(c.QueryParam("filter")); f != "" {
+		raw := []byte(f)
+		if !strings.HasPrefix(f, "{") {
+			stored, err := s.lookupFilter(r.UserID, f)
+			if err != nil {
+				return nil, err
+			}
+			if stored == nil {
+				return nil, errInvalidParam("unknown filter ID " + f)
+			}
+			raw = stored
+		}
+		if err := decodeJSON(raw, &req.filter, false); err != nil {
 			return nil, err
 		}
 		if l := req.filter.Room.Timeline.Limit; l != nil {
@@ -130,7 +141,7 @@ func (r *syncResponse) empty() bool {
 }
 
 func (s *Server) sync(c echo.Context) error {
-	req, err := parseSyncRequest(c, requester(c))
+	req, err := s.parseSyncRequest(c, requester(c))
 	if err != nil {
 		return err
 	}

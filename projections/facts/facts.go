@@ -12,7 +12,15 @@ const (
 	TypeSessionStarted    = "session.started"
 	TypeSessionEnded      = "session.ended"
 	TypeRoomEvent         = "room.event"
+	TypeFilterCreated     = "filter.created"
 )
+
+// FilterCreated stores a sync filter under an ID the machine chose.
+type FilterCreated struct {
+	UserID   string `msgpack:"u"`
+	FilterID string `msgpack:"i"`
+	Filter   []byte `msgpack:"f"` // the filter's JSON as uploaded
+}
 
 // AccountRegistered creates a user account.
 type AccountRegistered struct {

@@ -16,6 +16,7 @@ const (
 	CmdCreateRoom = "create_room"
 	CmdSendEvent  = "send_event"
 	CmdMembership = "membership"
+	CmdFilter     = "create_filter"
 )
 
 // Command is an intent, with every non-deterministic input already filled
@@ -122,4 +123,9 @@ type Membership struct {
 	// DisplayName and AvatarURL are copied into a join from the profile.
 	DisplayName string `msgpack:"n"`
 	AvatarURL   string `msgpack:"av"`
+}
+
+// CreateFilter stores a sync filter for the actor.
+type CreateFilter struct {
+	Filter json.RawMessage `msgpack:"f"`
 }

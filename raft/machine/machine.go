@@ -13,6 +13,7 @@ import (
 	"chronicle/projections"
 	"chronicle/projections/accounts"
 	"chronicle/projections/facts"
+	"chronicle/projections/filters"
 	"chronicle/projections/rooms"
 )
 
@@ -42,7 +43,7 @@ type Machine struct {
 
 // NewEngine returns the projections in their fixed apply order.
 func NewEngine() *projections.Engine {
-	e, err := projections.NewEngine(accounts.Projection{}, rooms.Projection{})
+	e, err := projections.NewEngine(accounts.Projection{}, rooms.Projection{}, filters.Projection{})
 	if err != nil {
 		panic(err) // a programming error in the registration list
 	}
@@ -241,6 +242,8 @@ func (x *applyCtx) decide() (*Result, error) {
 		return x.sendEvent()
 	case CmdMembership:
 		return x.membership()
+	case CmdFilter:
+		return x.createFilter()
 	}
 	// An unknown type would make replicas diverge if skipped silently on
 	// some; refuse it the same way everywhere.

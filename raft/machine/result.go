@@ -38,5 +38,7 @@ type Result struct {
 	Seq     uint64 `msgpack:"s"`
 	EventID string `msgpack:"e"`
 	RoomID  string `msgpack:"r"`
-	Err     *Rejection
+	// FilterID is the ID a created filter got.
+	FilterID string `msgpack:"f"`
+	Err      *Rejection
 }
