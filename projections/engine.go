@@ -127,7 +127,9 @@ func (e *Engine) Rebuild(db *pebble.DB, logger *slog.Logger) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit rebuild: %w", err)
 	}
-	logger.Info("projections rebuilt", "records", n, "took", time.Since(start))
+	if n > 0 {
+		logger.Info("projections rebuilt", "records", n, "took", time.Since(start))
+	}
 	return nil
 }
 

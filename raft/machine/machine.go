@@ -77,7 +77,12 @@ func (m *Machine) open() error {
 		return err
 	}
 	if len(stale) > 0 {
-		m.cfg.Logger.Info("rebuilding projections", "stale", stale)
+		if head, err := rlog.ReadHead(db); err != nil {
+			db.Close()
+			return err
+		} else if head.Seq > 0 {
+			m.cfg.Logger.Info("rebuilding projections", "stale", stale, "records", head.Seq)
+		}
 		if err := m.engine.Rebuild(db, m.cfg.Logger); err != nil {
 			db.Close()
 			return fmt.Errorf("rebuild projections: %w", err)
