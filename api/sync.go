@@ -241,13 +241,35 @@ func (s *Server) syncRoom(r pebble.Reader, req *syncRequest, head uint64, m room
 		if !changedMembership || (req.since == 0 && !req.filter.Room.IncludeLeave) {
 			return nil
 		}
-		lr, err := s.roomTimeline(r, req, m.RoomID, req.since, m.Seq, false)
+		lr, err := s.leftRoomTimeline(r, req, m)
 		if err != nil {
 			return err
 		}
 		resp.Rooms.Leave[m.RoomID] = &leftRoom{State: lr.state, Timeline: lr.timeline, AccountData: eventList{Events: []clientEvent{}}}
 	}
 	return nil
+}
+
+// leftRoomTimeline is what a user who left (or was banned) may still be
+// told: the events up to their leave if they had joined, otherwise (a
+// rejected or rescinded invite, a ban before joining) only the membership
+// event itself, since they never saw the room's history.
+func (s *Server) leftRoomTimeline(r pebble.Reader, req *syncRequest, m rooms.UserRoom) (*roomSection, error) {
+	prior, err := rooms.MembershipAt(r, m.RoomID, req.viewer.UserID, m.Seq-1)
+	if err != nil {
+		return nil, err
+	}
+	if prior == "join" {
+		return s.roomTimeline(r, req, m.RoomID, req.since, m.Seq, false)
+	}
+	ev, err := rooms.GetEvent(r, m.RoomID, m.Seq)
+	if err != nil || ev == nil {
+		return nil, err
+	}
+	return &roomSection{
+		state:    eventList{Events: []clientEvent{}},
+		timeline: timeline{Events: req.viewer.renderAll([]*rooms.Event{ev}), PrevBatch: formatToken(m.Seq - 1)},
+	}, nil
 }
 
 type roomSection struct {

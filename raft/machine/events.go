@@ -51,7 +51,8 @@ func (x *applyCtx) appendEvent(ev *newEvent) (eventID, roomID string, rej *Rejec
 		p.Redacts = &r
 	}
 	var authEvents []*pdu.PDU
-	if ev.RoomID != "" {
+	isCreate := ev.Type == "m.room.create" && ev.StateKey != nil && *ev.StateKey == ""
+	if !isCreate {
 		room, err := rooms.GetRoom(x.b, ev.RoomID)
 		if err != nil {
 			return "", "", nil, err
