@@ -60,7 +60,9 @@ func (s *Server) parseSyncRequest(c echo.Context, r *Requester) (*syncRequest, e
 		if err != nil || ms < 0 {
 			return nil, errInvalidParam("timeout must be a non-negative integer")
 		}
-		req.timeout = min(time.Duration(ms)*time.Millisecond, maxSyncTimeout)
+		// Compare in milliseconds first: a huge value would overflow a
+		// Duration and wrap negative.
+		req.timeout = time.Duration(min(ms, maxSyncTimeout.Milliseconds())) * time.Millisecond
 	}
 	if f := strings.TrimSpace(c.QueryParam("filter")); f != "" {
 		raw := []byte(f)
