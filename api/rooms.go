@@ -29,20 +29,7 @@ type createRoomRequest struct {
 	PowerLevelContentOverride json.RawMessage      `json:"power_level_content_override"`
 }
 
-// validUserID accepts the spec's user IDs including historical ones: a
-// localpart of printable ASCII except ':' (0x21-0x7E), and a server name.
-func validUserID(u string) bool {
-	localpart, server, err := id.UserID(u).ParseAndValidateRelaxed()
-	if err != nil || localpart == "" || server == "" {
-		return false
-	}
-	for i := 0; i < len(localpart); i++ {
-		if c := localpart[i]; c < 0x21 || c > 0x7e || c == ':' {
-			return false
-		}
-	}
-	return true
-}
+func validUserID(u string) bool { return machine.ValidUserID(u) }
 
 func isObject(raw json.RawMessage) bool {
 	if len(raw) == 0 || string(raw) == "null" {

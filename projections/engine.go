@@ -45,7 +45,8 @@ type Engine struct {
 func NewEngine(ps ...Projection) (*Engine, error) {
 	seen := map[byte]string{}
 	for _, p := range ps {
-		if p.Prefix() < 0x10 {
+		// 0xff is refused too: its key space has no one-byte upper bound.
+		if p.Prefix() < 0x10 || p.Prefix() == 0xff {
 			return nil, fmt.Errorf("projection %s: prefix %#x is reserved", p.Name(), p.Prefix())
 		}
 		if other, ok := seen[p.Prefix()]; ok {

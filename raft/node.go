@@ -86,7 +86,13 @@ func (n *Node) start() error {
 	if err != nil {
 		return fmt.Errorf("raft address %q: %w", n.cfg.RaftAddr, err)
 	}
-	n.transport, err = hraft.NewTCPTransportWithLogger(n.cfg.RaftAddr, addr, 3, 10*time.Second, hlog)
+	// With port 0 the bound port is only known after listening; let the
+	// transport advertise the listener's real address.
+	var advertise net.Addr = addr
+	if addr.Port == 0 {
+		advertise = nil
+	}
+	n.transport, err = hraft.NewTCPTransportWithLogger(n.cfg.RaftAddr, advertise, 3, 10*time.Second, hlog)
 	if err != nil {
 		return fmt.Errorf("raft transport: %w", err)
 	}

@@ -13,7 +13,7 @@ import (
 type Projection struct{}
 
 func (Projection) Name() string    { return "rooms" }
-func (Projection) Version() uint32 { return 1 }
+func (Projection) Version() uint32 { return 2 }
 func (Projection) Prefix() byte    { return Prefix }
 
 // pduFields are the PDU fields the projection reads.
@@ -67,7 +67,7 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 		return err
 	}
 	if f.TxnID != "" {
-		if err := w.Set(txnKey(p.Sender, f.DeviceID, f.TxnID), []byte(f.EventID), nil); err != nil {
+		if err := w.Set(txnKey(p.Sender, f.DeviceID, f.RoomID, f.TxnID), []byte(f.EventID), nil); err != nil {
 			return fmt.Errorf("record txn of %s: %w", f.EventID, err)
 		}
 	}

@@ -12,7 +12,7 @@ const (
 	tagState   byte = 's' // s roomID type stateKey -> StateRef (current)
 	tagHistory byte = 'h' // h roomID type stateKey seq -> event ID
 	tagMember  byte = 'u' // u userID roomID -> Membership
-	tagTxn     byte = 'x' // x userID deviceID txnID -> event ID
+	tagTxn     byte = 'x' // x userID deviceID roomID txnID -> event ID
 )
 
 func roomKey(roomID string) []byte { return projections.NewKey(Prefix, tagRoom).Str(roomID) }
@@ -41,6 +41,8 @@ func memberPrefix(userID string) projections.Key {
 
 func memberKey(userID, roomID string) []byte { return memberPrefix(userID).Str(roomID) }
 
-func txnKey(userID, deviceID, txnID string) []byte {
-	return projections.NewKey(Prefix, tagTxn).Str(userID).Str(deviceID).Str(txnID)
+// txnKey scopes a transaction ID as the spec does, by the request path:
+// the same txnId sent to another room is another request.
+func txnKey(userID, deviceID, roomID, txnID string) []byte {
+	return projections.NewKey(Prefix, tagTxn).Str(userID).Str(deviceID).Str(roomID).Str(txnID)
 }

@@ -178,9 +178,10 @@ func UserRooms(r pebble.Reader, userID string) ([]UserRoom, error) {
 	return out, it.Error()
 }
 
-// TxnEventID returns the event a client transaction produced, or "".
-func TxnEventID(r pebble.Reader, userID, deviceID, txnID string) (string, error) {
-	v, closer, err := r.Get(txnKey(userID, deviceID, txnID))
+// TxnEventID returns the event a client transaction produced in a room,
+// or "".
+func TxnEventID(r pebble.Reader, userID, deviceID, roomID, txnID string) (string, error) {
+	v, closer, err := r.Get(txnKey(userID, deviceID, roomID, txnID))
 	if err == pebble.ErrNotFound {
 		return "", nil
 	}
@@ -195,6 +196,9 @@ func TxnEventID(r pebble.Reader, userID, deviceID, txnID string) (string, error)
 // Forward returns the earliest of them in ascending order; backward the
 // latest in descending order. more reports whether the range held more.
 func Events(r pebble.Reader, roomID string, after, upTo uint64, limit int, backward bool) (evs []*Event, more bool, err error) {
+	if upTo <= after {
+		return nil, false, nil
+	}
 	p := eventsPrefix(roomID)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p.U64(after + 1), UpperBound: p.U64(upTo + 1)})
 	if err != nil {

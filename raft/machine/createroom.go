@@ -40,6 +40,11 @@ func (x *applyCtx) createRoom() (*Result, error) {
 	} else if existing != nil {
 		return &Result{Err: reject(KindBadState, "room ID %s is already in use", p.RoomID)}, nil
 	}
+	for _, u := range p.Invite {
+		if !ValidUserID(u) {
+			return &Result{Err: reject(KindInvalidParam, "invalid user ID %q in invite", u)}, nil
+		}
+	}
 	preset := p.Preset
 	if preset == "" {
 		preset = "private_chat"

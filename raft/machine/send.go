@@ -30,7 +30,7 @@ func (x *applyCtx) sendEvent() (*Result, error) {
 		return &Result{Err: rej}, nil
 	}
 	if p.TxnID != "" {
-		prior, err := rooms.TxnEventID(x.b, x.cmd.Actor, x.cmd.Device, p.TxnID)
+		prior, err := rooms.TxnEventID(x.b, x.cmd.Actor, x.cmd.Device, p.RoomID, p.TxnID)
 		if err != nil {
 			return nil, err
 		}
@@ -42,6 +42,9 @@ func (x *applyCtx) sendEvent() (*Result, error) {
 	version, rej, err := x.roomVersion(p.RoomID, KindForbidden)
 	if err != nil || rej != nil {
 		return &Result{Err: rej}, err
+	}
+	if !isJSONObject(p.Content) {
+		return &Result{Err: reject(KindBadJSON, "event content must be a JSON object")}, nil
 	}
 	if p.Type == "m.room.create" {
 		return &Result{Err: reject(KindForbidden, "a room has exactly one m.room.create event")}, nil
@@ -68,6 +71,9 @@ func (x *applyCtx) membership() (*Result, error) {
 	version, rej, err := x.roomVersion(p.RoomID, missing)
 	if err != nil || rej != nil {
 		return &Result{Err: rej}, err
+	}
+	if !ValidUserID(p.Target) {
+		return &Result{Err: reject(KindInvalidParam, "invalid user ID %q", p.Target)}, nil
 	}
 	membership := p.Membership
 	if membership == "kick" {

@@ -2,17 +2,25 @@ package machine
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// snapshotMagic starts every state snapshot stream (format version 1).
-var snapshotMagic = []byte("CHRSNAP1")
+// snapshotMagic starts every state snapshot stream (format version 2).
+//
+// Format: magic, then entries (uvarint key length > 0, key, uvarint value
+// length, value), then a trailer: a zero key length, the entry count (8
+// bytes BE) and the SHA-256 of every byte before the hash. A stream cut
+// anywhere, or altered, fails to restore.
+var snapshotMagic = []byte("CHRSNAP2")
 
 // Snapshot captures the state store at this instant. It is cheap (a Pebble
 // snapshot); the copying happens in WriteSnapshot, off the FSM goroutine.
@@ -25,11 +33,12 @@ func (m *Machine) Snapshot() (*pebble.Snapshot, error) {
 	return m.db.NewSnapshot(), nil
 }
 
-// WriteSnapshot streams every key and value of snap as
-// (uvarint len, key, uvarint len, value)*, after the magic.
+// WriteSnapshot streams every key and value of snap in the format above.
 func WriteSnapshot(snap *pebble.Snapshot, w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
-	if _, err := bw.Write(snapshotMagic); err != nil {
+	h := sha256.New()
+	out := io.MultiWriter(bw, h)
+	if _, err := out.Write(snapshotMagic); err != nil {
 		return fmt.Errorf("write snapshot header: %w", err)
 	}
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{0x00}, UpperBound: []byte{0xff}})
@@ -37,22 +46,38 @@ func WriteSnapshot(snap *pebble.Snapshot, w io.Writer) error {
 		return fmt.Errorf("snapshot iterator: %w", err)
 	}
 	defer it.Close()
-	var lenBuf [binary.MaxVarintLen64]byte
+	var count uint64
 	for it.First(); it.Valid(); it.Next() {
 		for _, part := range [][]byte{it.Key(), it.Value()} {
-			n := binary.PutUvarint(lenBuf[:], uint64(len(part)))
-			if _, err := bw.Write(lenBuf[:n]); err != nil {
-				return fmt.Errorf("write snapshot: %w", err)
-			}
-			if _, err := bw.Write(part); err != nil {
-				return fmt.Errorf("write snapshot: %w", err)
+			if err := writePart(out, part); err != nil {
+				return err
 			}
 		}
+		count++
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("read state for snapshot: %w", err)
 	}
+	trailer := binary.BigEndian.AppendUint64([]byte{0}, count)
+	if _, err := out.Write(trailer); err != nil {
+		return fmt.Errorf("write snapshot trailer: %w", err)
+	}
+	if _, err := bw.Write(h.Sum(nil)); err != nil {
+		return fmt.Errorf("write snapshot trailer: %w", err)
+	}
 	return bw.Flush()
+}
+
+func writePart(w io.Writer, part []byte) error {
+	var lenBuf [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(lenBuf[:], uint64(len(part)))
+	if _, err := w.Write(lenBuf[:n]); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	if _, err := w.Write(part); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return nil
 }
 
 // Restore replaces the whole state store with a snapshot stream: it loads
@@ -108,59 +133,110 @@ func loadSnapshot(dir string, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("open restore store: %w", err)
 	}
-	br := bufio.NewReaderSize(r, 1<<20)
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != string(snapshotMagic) {
+	if err := fillFromSnapshot(db, r); err != nil {
 		db.Close()
-		return fmt.Errorf("not a Chronicle state snapshot")
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	return db.Close()
+}
+
+// hashingReader hashes every byte it reads.
+type hashingReader struct {
+	r *bufio.Reader
+	h hash.Hash
+}
+
+func (hr *hashingReader) ReadByte() (byte, error) {
+	b, err := hr.r.ReadByte()
+	if err == nil {
+		hr.h.Write([]byte{b})
+	}
+	return b, err
+}
+
+func (hr *hashingReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	hr.h.Write(p[:n])
+	return n, err
+}
+
+func fillFromSnapshot(db *pebble.DB, r io.Reader) error {
+	hr := &hashingReader{r: bufio.NewReaderSize(r, 1<<20), h: sha256.New()}
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(hr, magic); err != nil || !bytes.Equal(magic, snapshotMagic) {
+		return errors.New("not a Chronicle state snapshot")
 	}
 	b := db.NewBatch()
+	var count uint64
 	for {
-		key, err := readPart(br)
-		if errors.Is(err, io.EOF) {
-			break
-		}
+		key, err := readPart(hr)
 		if err != nil {
-			db.Close()
-			return err
+			return fmt.Errorf("entry %d key: %w", count, err)
 		}
-		val, err := readPart(br)
+		if len(key) == 0 {
+			break // trailer
+		}
+		val, err := readPart(hr)
 		if err != nil {
-			db.Close()
-			return fmt.Errorf("snapshot value: %w", err)
+			return fmt.Errorf("entry %d value: %w", count, err)
 		}
 		if err := b.Set(key, val, nil); err != nil {
-			db.Close()
-			return fmt.Errorf("load snapshot: %w", err)
+			return fmt.Errorf("load entry %d: %w", count, err)
 		}
+		count++
 		if b.Len() > 16<<20 {
 			if err := b.Commit(pebble.NoSync); err != nil {
-				db.Close()
 				return fmt.Errorf("load snapshot: %w", err)
 			}
 			b = db.NewBatch()
 		}
 	}
+	var want [8]byte
+	if _, err := io.ReadFull(hr, want[:]); err != nil {
+		return fmt.Errorf("trailer: %w", unexpectedEOF(err))
+	}
+	if n := binary.BigEndian.Uint64(want[:]); n != count {
+		return fmt.Errorf("trailer says %d entries, stream held %d", n, count)
+	}
+	sum := hr.h.Sum(nil)
+	var got [sha256.Size]byte
+	if _, err := io.ReadFull(hr.r, got[:]); err != nil {
+		return fmt.Errorf("trailer hash: %w", unexpectedEOF(err))
+	}
+	if !bytes.Equal(sum, got[:]) {
+		return errors.New("snapshot checksum mismatch")
+	}
+	if _, err := hr.r.ReadByte(); err != io.EOF {
+		return errors.New("bytes after the snapshot trailer")
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		db.Close()
 		return fmt.Errorf("load snapshot: %w", err)
 	}
-	return db.Close()
+	return nil
 }
 
-func readPart(br *bufio.Reader) ([]byte, error) {
-	n, err := binary.ReadUvarint(br)
+// readPart reads one length-prefixed part; any end of stream inside it is
+// a truncation.
+func readPart(hr *hashingReader) ([]byte, error) {
+	n, err := binary.ReadUvarint(hr)
 	if err != nil {
-		return nil, err
+		return nil, unexpectedEOF(err)
 	}
 	if n > 1<<30 {
-		return nil, fmt.Errorf("snapshot entry of %d bytes", n)
+		return nil, fmt.Errorf("entry of %d bytes", n)
 	}
 	buf := make([]byte, n)
-	if _, err := io.ReadFull(br, buf); err != nil {
-		return nil, fmt.Errorf("snapshot truncated: %w", err)
+	if _, err := io.ReadFull(hr, buf); err != nil {
+		return nil, unexpectedEOF(err)
 	}
 	return buf, nil
+}
+
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("snapshot truncated: %w", io.ErrUnexpectedEOF)
+	}
+	return err
 }
 
 // pebbleOptions are the state store's options.
