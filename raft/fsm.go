@@ -2,6 +2,8 @@ package raft
 
 import (
 	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
 	"io"
 	"log/slog"
 
@@ -12,8 +14,9 @@ import (
 
 // fsm adapts the state machine to hashicorp/raft: a thin shim.
 type fsm struct {
-	m      *machine.Machine
-	logger *slog.Logger
+	m       *machine.Machine
+	logger  *slog.Logger
+	metrics *Metrics
 }
 
 var _ hraft.BatchingFSM = (*fsm)(nil)
@@ -41,6 +44,7 @@ func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
 		}
 		if res != nil {
 			out[i] = res
+			f.metrics.applied.Inc()
 		}
 	}
 	f.m.Publish()
@@ -66,16 +70,14 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 
 type fsmSnapshot struct {
 	m    *machine.Machine
-	snap interface {
-		Close() error
-	}
+	snap *pebble.Snapshot
 }
 
 // Persist streams the captured state. Before reporting success it flushes
 // the live store, which is at or ahead of the snapshot, so that a node that
 // skips snapshot restore on start has its state durable up to this index.
 func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
-	err := machine.WriteSnapshot(s.snap.(machineSnapshot), sink)
+	err := machine.WriteSnapshot(s.snap, sink)
 	if err == nil {
 		err = s.m.Sync()
 	}

@@ -2,15 +2,16 @@ package raft
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
 
@@ -18,32 +19,63 @@ import (
 	"chronicle/raft/store"
 )
 
-type machineSnapshot = *pebble.Snapshot
-
 // Config configures a node.
 type Config struct {
-	NodeID     string
-	DataDir    string
-	RaftAddr   string // host:port to listen on for Raft; port 0 picks one
+	NodeID  string
+	DataDir string
+	// RaftAddr is where this node listens for other nodes (Raft and
+	// forwarded writes); port 0 picks one. RaftAdvertise is the address
+	// peers dial, when it differs (NAT, 0.0.0.0 binds).
+	RaftAddr      string
+	RaftAdvertise string
+	// URL is this node's client API base URL, recorded in the cluster
+	// registry so status can name the leader's URL.
+	URL        string
 	ServerName string
-	Logger     *slog.Logger
+	// ClusterSecret authenticates node-to-node connections.
+	ClusterSecret []byte
+	// ServerTLS and ClientTLS, when set, wrap node-to-node traffic in TLS.
+	ServerTLS *tls.Config
+	ClientTLS *tls.Config
+	// Join says this node expects to be added to an existing cluster, so it
+	// must not bootstrap a cluster of its own.
+	Join   bool
+	Logger *slog.Logger
 	// Fast shortens Raft timeouts for in-process tests.
 	Fast bool
+	// SnapshotThreshold is how many log entries trigger an automatic
+	// snapshot (0: hashicorp/raft's default).
+	SnapshotThreshold uint64
 }
 
 // Node is one Chronicle server's Raft member and state machine.
 type Node struct {
-	cfg       Config
-	raft      *hraft.Raft
-	machine   *machine.Machine
-	store     *store.Store
-	transport *hraft.NetworkTransport
+	cfg     Config
+	raft    *hraft.Raft
+	machine *machine.Machine
+	store   *store.Store
+	stream  *streamLayer
+	trans   *hraft.NetworkTransport
+	fwd     *forwarder
+	metrics *Metrics
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 }
 
-// ErrNotLeader is returned by Submit when this node cannot reach a leader.
-var ErrNotLeader = errors.New("raft: not the leader")
+// Errors Submit returns besides a *machine.Rejection.
+var (
+	// ErrNotLeader: this node is not the leader (internal; Submit forwards).
+	ErrNotLeader = errors.New("raft: not the leader")
+	// ErrNoLeader: no leader could be reached in time; nothing was applied.
+	ErrNoLeader = errors.New("raft: no leader available")
+	// ErrIndeterminate: the write may or may not have been applied (the
+	// leader was lost mid-request); a client retries idempotently.
+	ErrIndeterminate = errors.New("raft: outcome unknown, leader lost during the write")
+)
 
-// Open starts a node; with no existing Raft state it bootstraps a
+// Open starts a node. With no Raft state and no Join it bootstraps a
 // single-node cluster.
 func Open(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
@@ -64,7 +96,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, machine: m}
+	n := &Node{cfg: cfg, machine: m, stop: make(chan struct{}), metrics: newMetrics()}
 	if err := n.start(); err != nil {
 		n.Close()
 		return nil, err
@@ -82,20 +114,15 @@ func (n *Node) start() error {
 	if err != nil {
 		return fmt.Errorf("snapshot store: %w", err)
 	}
-	addr, err := net.ResolveTCPAddr("tcp", n.cfg.RaftAddr)
+	n.stream, err = newStreamLayer(n.cfg.RaftAddr, n.cfg.RaftAdvertise, n.cfg.ClusterSecret, n.cfg.ServerTLS, n.cfg.ClientTLS, n.cfg.Logger)
 	if err != nil {
-		return fmt.Errorf("raft address %q: %w", n.cfg.RaftAddr, err)
+		return err
 	}
-	// With port 0 the bound port is only known after listening; let the
-	// transport advertise the listener's real address.
-	var advertise net.Addr = addr
-	if addr.Port == 0 {
-		advertise = nil
-	}
-	n.transport, err = hraft.NewTCPTransportWithLogger(n.cfg.RaftAddr, advertise, 3, 10*time.Second, hlog)
-	if err != nil {
-		return fmt.Errorf("raft transport: %w", err)
-	}
+	n.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
+		Stream: n.stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: hlog,
+	})
+	n.fwd = &forwarder{stream: n.stream, idle: map[string][]net.Conn{}}
+
 	rc := hraft.DefaultConfig()
 	rc.LocalID = hraft.ServerID(n.cfg.NodeID)
 	rc.Logger = hlog
@@ -105,31 +132,50 @@ func (n *Node) start() error {
 	rc.NoSnapshotRestoreOnStart = true
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 512
-	if n.cfg.Fast {
-		rc.HeartbeatTimeout = 100 * time.Millisecond
-		rc.ElectionTimeout = 100 * time.Millisecond
-		rc.LeaderLeaseTimeout = 50 * time.Millisecond
-		rc.CommitTimeout = 5 * time.Millisecond
+	if n.cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+		rc.TrailingLogs = n.cfg.SnapshotThreshold / 2
 	}
-	f := &fsm{m: n.machine, logger: n.cfg.Logger}
+	if n.cfg.Fast {
+		rc.HeartbeatTimeout = 200 * time.Millisecond
+		rc.ElectionTimeout = 200 * time.Millisecond
+		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+		rc.CommitTimeout = 5 * time.Millisecond
+		rc.SnapshotInterval = 500 * time.Millisecond
+	}
+	f := &fsm{m: n.machine, logger: n.cfg.Logger, metrics: n.metrics}
 	has, err := hraft.HasExistingState(n.store, n.store, snaps)
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
-	if n.raft, err = hraft.NewRaft(rc, f, n.store, n.store, snaps, n.transport); err != nil {
+	if n.raft, err = hraft.NewRaft(rc, f, n.store, n.store, snaps, n.trans); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
-	if !has {
-		cfg := hraft.Configuration{Servers: []hraft.Server{{ID: rc.LocalID, Address: n.transport.LocalAddr()}}}
+	if !has && !n.cfg.Join {
+		cfg := hraft.Configuration{Servers: []hraft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
 		if err := n.raft.BootstrapCluster(cfg).Error(); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
+	n.registerGauges()
+	n.wg.Add(3)
+	go func() { defer n.wg.Done(); n.serveForwards() }()
+	go func() { defer n.wg.Done(); n.announceSelf() }()
+	go func() { defer n.wg.Done(); n.observe() }()
 	return nil
 }
 
 // Machine returns the state machine (for reads).
 func (n *Node) Machine() *machine.Machine { return n.machine }
+
+// ID is this node's Raft server ID.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// RaftAddr is the address peers dial.
+func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
+
+// IsLeader reports whether this node leads now.
+func (n *Node) IsLeader() bool { return n.raft.State() == hraft.Leader }
 
 // WaitLeader blocks until this node knows a leader or ctx ends.
 func (n *Node) WaitLeader(ctx context.Context) error {
@@ -145,39 +191,141 @@ func (n *Node) WaitLeader(ctx context.Context) error {
 	}
 }
 
-// Submit proposes cmd and waits for its decided result. A command the
-// domain refused returns the Result and its *machine.Rejection as the error.
+// Submit proposes cmd through the leader (this node or, forwarded, another)
+// and returns once this node has applied it, so the caller can read its
+// own write here. A command the domain refused returns the Result and its
+// *machine.Rejection as the error.
 func (n *Node) Submit(ctx context.Context, cmd *machine.Command) (*machine.Result, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
 	data, err := cmd.Encode()
 	if err != nil {
 		return nil, err
+	}
+	for {
+		res, index, err := n.submitOnce(ctx, cmd, data)
+		if err == nil || !errors.Is(err, ErrNotLeader) {
+			var rej *machine.Rejection
+			if err != nil && !errors.As(err, &rej) {
+				return nil, err
+			}
+			if werr := n.machine.WaitApplied(ctx, index); werr != nil {
+				// Decided but not yet visible here: the client may retry.
+				return nil, fmt.Errorf("%w: %v", ErrIndeterminate, werr)
+			}
+			return res, err
+		}
+		// Nothing was proposed: wait for a leader and try again.
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("submit %s: %w", cmd.Type, ErrNoLeader)
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// submitOnce proposes locally when leading, else forwards to the leader.
+func (n *Node) submitOnce(ctx context.Context, cmd *machine.Command, data []byte) (*machine.Result, uint64, error) {
+	if n.IsLeader() {
+		return n.applyLocal(ctx, cmd)
+	}
+	addr, _ := n.raft.LeaderWithID()
+	if addr == "" {
+		return nil, 0, ErrNotLeader
+	}
+	n.metrics.forwarded.Inc()
+	resp, sent, err := n.fwd.call(ctx, string(addr), &forwardRequest{Op: opSubmit, Command: data})
+	if err != nil {
+		if sent {
+			return nil, 0, fmt.Errorf("%w: %v", ErrIndeterminate, err)
+		}
+		return nil, 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	return decodeResponse(resp)
+}
+
+func decodeResponse(resp *forwardResponse) (*machine.Result, uint64, error) {
+	switch resp.Code {
+	case codeOK:
+		if resp.Result != nil && resp.Result.Err != nil {
+			return resp.Result, resp.Index, resp.Result.Err
+		}
+		return resp.Result, resp.Index, nil
+	case codeNotLeader:
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotLeader, resp.Err)
+	case codeIndeterminate:
+		return nil, 0, fmt.Errorf("%w: %s", ErrIndeterminate, resp.Err)
+	}
+	return nil, 0, errors.New(resp.Err)
+}
+
+// applyLocal proposes on this node, which believes it leads.
+func (n *Node) applyLocal(ctx context.Context, cmd *machine.Command) (*machine.Result, uint64, error) {
+	data, err := cmd.Encode()
+	if err != nil {
+		return nil, 0, err
 	}
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
+	start := time.Now()
 	fut := n.raft.Apply(data, timeout)
-	done := make(chan error, 1)
-	go func() { done <- fut.Error() }()
-	select {
-	case <-ctx.Done():
-		return nil, fmt.Errorf("submit %s: %w", cmd.Type, ctx.Err())
-	case err := <-done:
-		if errors.Is(err, hraft.ErrNotLeader) || errors.Is(err, hraft.ErrLeadershipLost) {
-			return nil, fmt.Errorf("submit %s: %w", cmd.Type, ErrNotLeader)
+	if err := fut.Error(); err != nil {
+		switch {
+		case errors.Is(err, hraft.ErrNotLeader), errors.Is(err, hraft.ErrEnqueueTimeout):
+			// Never appended to the log.
+			return nil, 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		case errors.Is(err, hraft.ErrLeadershipLost), errors.Is(err, hraft.ErrRaftShutdown):
+			// Appended, maybe committed by the next leader.
+			return nil, 0, fmt.Errorf("%w: %v", ErrIndeterminate, err)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("submit %s: %w", cmd.Type, err)
-		}
+		return nil, 0, fmt.Errorf("apply %s: %w", cmd.Type, err)
 	}
+	n.metrics.applyLatency.Observe(time.Since(start).Seconds())
 	res, ok := fut.Response().(*machine.Result)
 	if !ok || res == nil {
-		return nil, fmt.Errorf("submit %s: no result from state machine", cmd.Type)
+		return nil, 0, fmt.Errorf("apply %s: no result from state machine", cmd.Type)
 	}
 	if res.Err != nil {
-		return res, res.Err
+		return res, fut.Index(), res.Err
 	}
-	return res, nil
+	return res, fut.Index(), nil
+}
+
+// announceSelf records this node's addresses in the cluster registry once
+// a leader is known (and again after restarts, if they changed). A node
+// without a client URL (an embedded or test node) has nothing to announce.
+func (n *Node) announceSelf() {
+	if n.cfg.URL == "" {
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(min(time.Duration(attempt)*100*time.Millisecond, 2*time.Second)):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.WaitLeader(ctx); err != nil {
+			cancel()
+			continue
+		}
+		cmd, err := machine.NewCommand(machine.CmdNodeAnnounce, time.Now().UnixMilli(), "", "", &machine.NodeAnnounce{
+			NodeID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), URL: n.cfg.URL,
+		})
+		if err == nil {
+			_, err = n.Submit(ctx, cmd)
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		n.cfg.Logger.Debug("announce node", "err", err)
+	}
 }
 
 // Snapshot takes a Raft snapshot now.
@@ -185,13 +333,18 @@ func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
 
 // Close stops Raft and closes the stores.
 func (n *Node) Close() error {
+	n.stopOnce.Do(func() { close(n.stop) })
 	var errs []error
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
 	}
-	if n.transport != nil {
-		errs = append(errs, n.transport.Close())
+	if n.trans != nil {
+		errs = append(errs, n.trans.Close())
 	}
+	if n.fwd != nil {
+		n.fwd.closeAll()
+	}
+	n.wg.Wait()
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
 	}

@@ -13,7 +13,21 @@ const (
 	TypeSessionEnded      = "session.ended"
 	TypeRoomEvent         = "room.event"
 	TypeFilterCreated     = "filter.created"
+	TypeNodeAnnounced     = "cluster.node_announced"
+	TypeNodeRemoved       = "cluster.node_removed"
 )
+
+// NodeAnnounced records where a cluster member can be reached.
+type NodeAnnounced struct {
+	NodeID   string `msgpack:"i"`
+	RaftAddr string `msgpack:"r"`
+	URL      string `msgpack:"u"`
+}
+
+// NodeRemoved records that a member left the cluster.
+type NodeRemoved struct {
+	NodeID string `msgpack:"i"`
+}
 
 // FilterCreated stores a sync filter under an ID the machine chose.
 type FilterCreated struct {

@@ -9,14 +9,16 @@ import (
 
 // Command types. A type, once shipped, keeps its meaning forever.
 const (
-	CmdRegister   = "register"
-	CmdLogin      = "login"
-	CmdLogout     = "logout"
-	CmdLogoutAll  = "logout_all"
-	CmdCreateRoom = "create_room"
-	CmdSendEvent  = "send_event"
-	CmdMembership = "membership"
-	CmdFilter     = "create_filter"
+	CmdRegister     = "register"
+	CmdLogin        = "login"
+	CmdLogout       = "logout"
+	CmdLogoutAll    = "logout_all"
+	CmdCreateRoom   = "create_room"
+	CmdSendEvent    = "send_event"
+	CmdMembership   = "membership"
+	CmdFilter       = "create_filter"
+	CmdNodeAnnounce = "node_announce"
+	CmdNodeRemove   = "node_remove"
 )
 
 // Command is an intent, with every non-deterministic input already filled
@@ -128,4 +130,17 @@ type Membership struct {
 // CreateFilter stores a sync filter for the actor.
 type CreateFilter struct {
 	Filter json.RawMessage `msgpack:"f"`
+}
+
+// NodeAnnounce records a cluster member's addresses. Only nodes submit it
+// (the API never builds one from client input).
+type NodeAnnounce struct {
+	NodeID   string `msgpack:"i"`
+	RaftAddr string `msgpack:"r"`
+	URL      string `msgpack:"u"`
+}
+
+// NodeRemove drops a member from the registry.
+type NodeRemove struct {
+	NodeID string `msgpack:"i"`
 }

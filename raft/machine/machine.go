@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	rlog "chronicle/log"
 	"chronicle/projections"
 	"chronicle/projections/accounts"
+	"chronicle/projections/cluster"
 	"chronicle/projections/facts"
 	"chronicle/projections/filters"
 	"chronicle/projections/rooms"
@@ -39,11 +41,14 @@ type Machine struct {
 	applied uint64
 	pdus    *pduCache
 	cache   *pebble.Cache
+	// appliedWake is closed (and replaced) at every Publish, waking
+	// WaitApplied callers.
+	appliedWake chan struct{}
 }
 
 // NewEngine returns the projections in their fixed apply order.
 func NewEngine() *projections.Engine {
-	e, err := projections.NewEngine(accounts.Projection{}, rooms.Projection{}, filters.Projection{})
+	e, err := projections.NewEngine(accounts.Projection{}, rooms.Projection{}, filters.Projection{}, cluster.Projection{})
 	if err != nil {
 		panic(err) // a programming error in the registration list
 	}
@@ -56,7 +61,7 @@ func Open(dir string, cfg Config) (*Machine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Machine{cfg: cfg, engine: NewEngine(), dir: dir, pdus: newPDUCache(50000), cache: pebble.NewCache(256 << 20)}
+	m := &Machine{cfg: cfg, engine: NewEngine(), dir: dir, pdus: newPDUCache(50000), cache: pebble.NewCache(256 << 20), appliedWake: make(chan struct{})}
 	if err := m.open(); err != nil {
 		return nil, err
 	}
@@ -199,8 +204,33 @@ func (m *Machine) Apply(index uint64, cmd *Command) (*Result, error) {
 	return res, nil
 }
 
-// Publish wakes readers waiting for the log head to move.
-func (m *Machine) Publish() { m.log.Publish() }
+// Publish wakes readers waiting for the log head or the applied index to
+// move.
+func (m *Machine) Publish() {
+	m.log.Publish()
+	m.mu.Lock()
+	close(m.appliedWake)
+	m.appliedWake = make(chan struct{})
+	m.mu.Unlock()
+}
+
+// WaitApplied blocks until the command at Raft index has been applied
+// here, so a node answers a forwarded write only once it can read it.
+func (m *Machine) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		m.mu.RLock()
+		applied, wake := m.applied, m.appliedWake
+		m.mu.RUnlock()
+		if applied >= index {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d (applied %d): %w", index, applied, ctx.Err())
+		}
+	}
+}
 
 // Sync makes the state store durable (before a snapshot is reported done).
 func (m *Machine) Sync() error {
@@ -249,6 +279,10 @@ func (x *applyCtx) decide() (*Result, error) {
 		return x.membership()
 	case CmdFilter:
 		return x.createFilter()
+	case CmdNodeAnnounce:
+		return x.nodeAnnounce()
+	case CmdNodeRemove:
+		return x.nodeRemove()
 	}
 	// An unknown type would make replicas diverge if skipped silently on
 	// some; refuse it the same way everywhere.
