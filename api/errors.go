@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
+	"chronicle/raft"
 	"chronicle/raft/machine"
 )
 
@@ -19,6 +21,8 @@ type Error struct {
 	Err    error
 	// Extra fields merged into the JSON body (e.g. soft_logout).
 	Extra map[string]any
+	// RetryAfter, in seconds, sets the Retry-After header.
+	RetryAfter int
 }
 
 func (e *Error) Error() string {
@@ -75,6 +79,14 @@ func toMatrixError(err error) *Error {
 			return &Error{Status: e.status, Code: e.code, Msg: rej.Msg}
 		}
 	}
+	switch {
+	case errors.Is(err, raft.ErrNoLeader), errors.Is(err, raft.ErrIndeterminate):
+		// The cluster has no reachable leader, or lost it mid-write: the
+		// client should retry (idempotently) shortly.
+		return &Error{Status: 503, Code: "M_UNAVAILABLE", Msg: "The cluster cannot accept writes right now; retry shortly", Err: err, RetryAfter: 1}
+	case errors.Is(err, raft.ErrBadRequest):
+		return &Error{Status: 400, Code: "M_INVALID_PARAM", Msg: err.Error()}
+	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		switch he.Code {
@@ -104,7 +116,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	me := toMatrixError(err)
-	if me.Status >= 500 {
+	if me.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(me.RetryAfter))
+		if me.Extra == nil {
+			me.Extra = map[string]any{}
+		}
+		me.Extra["retry_after_ms"] = me.RetryAfter * 1000
+	}
+	if me.Status == 503 {
+		s.logger.Warn("write unavailable", "method", c.Request().Method, "path", c.Path(), "err", err)
+	} else if me.Status >= 500 {
 		s.logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 	}
 	body := map[string]any{"errcode": me.Code, "error": me.Msg}

@@ -48,6 +48,11 @@ func (s *Server) messages(c echo.Context) error {
 			return errInvalidParam("invalid to token")
 		}
 	}
+	// Tokens are positions shared by every node: wait for this node to
+	// reach the ones it has not seen yet.
+	if err := s.waitForPosition(c.Request().Context(), max(from, to)); err != nil {
+		return err
+	}
 	r := requester(c)
 	var chunk []*rooms.Event
 	var start, end string

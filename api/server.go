@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 
 	rlog "chronicle/log"
 	"chronicle/raft/machine"
@@ -33,16 +34,25 @@ type Config struct {
 	// PublicBaseURL is advertised in /.well-known/matrix/client.
 	PublicBaseURL string
 	Logger        *slog.Logger
+	// Cluster serves the operator endpoints under /_chronicle/v1; nil
+	// answers them with M_UNRECOGNIZED.
+	Cluster Cluster
+	// ClusterSecret and Admins (user IDs) may use the operator endpoints.
+	ClusterSecret []byte
+	Admins        []string
+	// Metrics is the registry /metrics serves and the API adds to.
+	Metrics *prometheus.Registry
 }
 
 // Server is the HTTP edge.
 type Server struct {
-	cfg    Config
-	submit Submitter
-	state  State
-	logger *slog.Logger
-	echo   *echo.Echo
-	http   *http.Server
+	cfg     Config
+	submit  Submitter
+	state   State
+	logger  *slog.Logger
+	echo    *echo.Echo
+	http    *http.Server
+	metrics *httpMetrics
 	// baseCtx is every request's parent; Shutdown cancels it so parked
 	// long-polls return at once instead of holding shutdown up.
 	baseCtx    context.Context
@@ -56,6 +66,7 @@ func New(cfg Config, submit Submitter, state State) *Server {
 	}
 	s := &Server{cfg: cfg, submit: submit, state: state, logger: cfg.Logger}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	s.metrics = newHTTPMetrics(cfg.Metrics)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -70,9 +81,11 @@ func New(cfg Config, submit Submitter, state State) *Server {
 		AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions},
 		AllowHeaders: []string{"X-Requested-With", "Content-Type", "Authorization"},
 	}))
+	e.Use(s.observeHTTP)
 	e.Use(unescapeParams)
 	s.echo = e
 	s.routes()
+	s.adminRoutes()
 	return s
 }
 

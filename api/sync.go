@@ -164,6 +164,31 @@ func (s *Server) sync(c echo.Context) error {
 		} else if !time.Now().Before(deadline) {
 			return c.JSON(http.StatusOK, &syncResponse{NextBatch: formatToken(req.since), Rooms: newSyncRooms()})
 		}
+		s.metrics.syncWaiters.Inc()
+		err := waitChange(ctx, changed, deadline)
+		s.metrics.syncWaiters.Dec()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// maxCatchUpWait bounds how long a request carrying a token from a node
+// that is ahead waits for this node to catch up.
+const maxCatchUpWait = 10 * time.Second
+
+// waitForPosition waits until this node's log reaches seq, so a token
+// minted on a node that is ahead never reads as "nothing new" here.
+func (s *Server) waitForPosition(ctx context.Context, seq uint64) error {
+	deadline := time.Now().Add(maxCatchUpWait)
+	for {
+		head, changed := s.state.Log().Changed()
+		if head.Seq >= seq {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return &Error{Status: 503, Code: "M_UNAVAILABLE", Msg: "This server has not caught up with the given token yet; retry shortly", RetryAfter: 1}
+		}
 		if err := waitChange(ctx, changed, deadline); err != nil {
 			return err
 		}

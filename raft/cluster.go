@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -211,7 +212,7 @@ func (n *Node) Status() (*Status, error) {
 	st.Leader.URL = registry[st.Leader.ID].URL
 	contacts := n.lastContacts()
 	for _, s := range cfg.Configuration().Servers {
-		ns := NodeStatus{ID: string(s.ID), RaftAddr: string(s.Address), URL: registry[string(s.ID)].URL, Suffrage: s.Suffrage.String()}
+		ns := NodeStatus{ID: string(s.ID), RaftAddr: string(s.Address), URL: registry[string(s.ID)].URL, Suffrage: strings.ToLower(s.Suffrage.String())}
 		if c, ok := contacts[string(s.ID)]; ok {
 			ns.LastContactMs = &c
 		}

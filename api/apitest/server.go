@@ -15,14 +15,21 @@ import (
 // ServerName is the homeserver name test servers use.
 const ServerName = "localhost"
 
-// Server is one running homeserver.
+// Secret is the cluster secret of every test server.
+const Secret = "test-cluster-secret"
+
+// Server is one running homeserver node.
 type Server struct {
-	t    testing.TB
-	Dir  string
-	URL  string
-	Node *raft.Node
-	API  *api.Server
-	done chan error
+	t        testing.TB
+	ID       string
+	Dir      string
+	URL      string
+	RaftAddr string // fixed across restarts once chosen
+	Node     *raft.Node
+	API      *api.Server
+	listener net.Listener
+	done     chan error
+	join     bool
 }
 
 // Start runs a single-node server on dir (t.TempDir() if empty). It is
@@ -32,36 +39,65 @@ func Start(t testing.TB, dir string) *Server {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	s := &Server{t: t, Dir: dir}
+	s := &Server{t: t, ID: "n1", Dir: dir, RaftAddr: "127.0.0.1:0"}
 	s.start()
+	if err := waitLeader(s.Node, 10*time.Second); err != nil {
+		t.Fatalf("wait for leader: %v", err)
+	}
 	t.Cleanup(func() { s.Stop() })
 	return s
 }
 
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.Default()
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func waitLeader(n *raft.Node, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return n.WaitLeader(ctx)
+}
+
+// start opens the node and the HTTP API. The client listener is opened
+// first so the node can announce its URL; a restart reuses the same
+// addresses, as a real node would.
 func (s *Server) start() {
 	s.t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.Default()
+	logger := testLogger()
+	addr := "127.0.0.1:0"
+	if s.URL != "" {
+		addr = s.URL[len("http://"):]
 	}
-	node, err := raft.Open(raft.Config{NodeID: "n1", DataDir: s.Dir, RaftAddr: "127.0.0.1:0", ServerName: ServerName, Logger: logger, Fast: true})
+	var l net.Listener
+	var err error
+	for i := 0; i < 50; i++ { // the old socket may linger briefly after a stop
+		if l, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err != nil {
-		s.t.Fatalf("open node: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := node.WaitLeader(ctx); err != nil {
-		node.Close()
-		s.t.Fatalf("wait for leader: %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		node.Close()
 		s.t.Fatalf("listen: %v", err)
 	}
+	s.listener = l
 	s.URL = "http://" + l.Addr().String()
+	node, err := raft.Open(raft.Config{
+		NodeID: s.ID, DataDir: s.Dir, RaftAddr: s.RaftAddr, URL: s.URL, ServerName: ServerName,
+		ClusterSecret: []byte(Secret), Join: s.join, Logger: logger, Fast: true, SnapshotThreshold: 1024,
+	})
+	if err != nil {
+		l.Close()
+		s.t.Fatalf("open node %s: %v", s.ID, err)
+	}
+	s.RaftAddr = node.RaftAddr()
 	s.Node = node
-	s.API = api.New(api.Config{ServerName: ServerName, PublicBaseURL: s.URL, Logger: logger}, node, node.Machine())
+	s.API = api.New(api.Config{
+		ServerName: ServerName, PublicBaseURL: s.URL, Logger: logger,
+		Cluster: node, ClusterSecret: []byte(Secret), Metrics: node.Metrics().Registry,
+	}, node, node.Machine())
 	s.done = make(chan error, 1)
 	go func() { s.done <- s.API.Serve(l) }()
 }
@@ -76,15 +112,18 @@ func (s *Server) Stop() {
 	_ = s.API.Shutdown(ctx)
 	<-s.done
 	if err := s.Node.Close(); err != nil {
-		s.t.Errorf("close node: %v", err)
+		s.t.Errorf("close node %s: %v", s.ID, err)
 	}
 	s.Node = nil
 }
 
 // Restart stops the server and starts it again on the same data directory
-// (on a new port; URL changes).
+// and the same addresses.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
 	s.start()
 }
+
+// Running reports whether the node is up.
+func (s *Server) Running() bool { return s.Node != nil }

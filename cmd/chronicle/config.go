@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"os"
@@ -13,13 +14,26 @@ var defaultConfig []byte
 
 // Config is the server configuration (YAML).
 type Config struct {
-	ServerName    string `yaml:"server_name"`
-	Listen        string `yaml:"listen"`
-	PublicBaseURL string `yaml:"public_base_url"`
-	Data          string `yaml:"data"`
-	NodeID        string `yaml:"node_id"`
-	RaftAddr      string `yaml:"raft_addr"`
-	LogLevel      string `yaml:"log_level"`
+	ServerName        string    `yaml:"server_name"`
+	Listen            string    `yaml:"listen"`
+	PublicBaseURL     string    `yaml:"public_base_url"`
+	Data              string    `yaml:"data"`
+	NodeID            string    `yaml:"node_id"`
+	RaftAddr          string    `yaml:"raft_addr"`
+	RaftAdvertise     string    `yaml:"raft_advertise"`
+	Join              []string  `yaml:"join"`
+	ClusterSecret     string    `yaml:"cluster_secret"`
+	Admins            []string  `yaml:"admins"`
+	TLS               TLSConfig `yaml:"tls"`
+	SnapshotThreshold uint64    `yaml:"snapshot_threshold"`
+	LogLevel          string    `yaml:"log_level"`
+}
+
+// TLSConfig names the files for node-to-node TLS.
+type TLSConfig struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // loadConfig reads the embedded default, then the file at path (if any).
@@ -35,7 +49,7 @@ func loadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytesReader(b))
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("parse config %s: %w", path, err)
