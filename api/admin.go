@@ -67,6 +67,8 @@ func (s *Server) adminRoutes() {
 	for _, rt := range admin {
 		g.Add(rt.method, rt.path, s.requireAdmin(rt.handler))
 	}
+	// Profiles for operators chasing a slow node; admin-only like the rest.
+	g.Any("/debug/pprof/*", s.requireAdmin(echo.WrapHandler(http.HandlerFunc(servePprof))))
 	if s.cfg.Metrics != nil {
 		s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{})))
 	}

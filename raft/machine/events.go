@@ -182,6 +182,10 @@ func (x *applyCtx) pduAt(eventID string, seq uint64) (*pdu.PDU, error) {
 func (x *applyCtx) getEvents(ids []id.EventID) ([]*pdu.PDU, error) {
 	out := make([]*pdu.PDU, 0, len(ids))
 	for _, eid := range ids {
+		if p := x.m.pdus.get(string(eid)); p != nil {
+			out = append(out, p)
+			continue
+		}
 		ref, err := rooms.LocateEvent(x.b, string(eid))
 		if err != nil {
 			return nil, err
