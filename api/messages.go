@@ -57,7 +57,7 @@ func (s *Server) messages(c echo.Context) error {
 	var chunk []*rooms.Event
 	var start, end string
 	err = s.state.View(func(rd pebble.Reader) error {
-		upTo, err := visibleUpTo(rd, r.UserID, roomID)
+		v, upTo, err := readableState(rd, r.UserID, roomID)
 		if err != nil {
 			return err
 		}
@@ -85,16 +85,12 @@ func (s *Server) messages(c echo.Context) error {
 				until = min(until, to)
 			}
 		}
-		if until <= after {
-			return nil
-		}
-		evs, more, err := rooms.Events(rd, roomID, after, until, limit, backward)
+		evs, last, more, err := rooms.VisibleEvents(rd, v, roomID, after, until, limit, backward)
 		if err != nil {
 			return err
 		}
 		chunk = evs
-		if more && len(evs) > 0 {
-			last := evs[len(evs)-1].Seq
+		if more && last > 0 {
 			if backward {
 				end = formatToken(last - 1)
 			} else {

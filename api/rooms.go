@@ -226,32 +226,23 @@ func (s *Server) sendEvent(c echo.Context, evType string, sk *string, content js
 	return c.JSON(http.StatusOK, map[string]string{"event_id": res.EventID})
 }
 
-// visibleUpTo returns the last position of a room the user may read: the
-// head while joined, the moment they left or were banned after that. Full
-// history visibility rules come with the rooms work; until then a user
-// never in the room reads nothing.
-func visibleUpTo(r pebble.Reader, userID, roomID string) (uint64, error) {
-	m, err := rooms.GetMembership(r, userID, roomID)
+// readableState returns the reader's visibility in a room and the
+// position whose state they may read (see rooms.Visibility.StateUpTo), or
+// M_FORBIDDEN.
+func readableState(r pebble.Reader, userID, roomID string) (*rooms.Visibility, uint64, error) {
+	v, err := rooms.LoadVisibility(r, roomID, userID)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	if m == nil {
-		return 0, errForbidden("You are not a member of this room")
+	head, err := rlog.ReadHead(r)
+	if err != nil {
+		return nil, 0, err
 	}
-	switch m.Membership {
-	case "join":
-		head, err := rlog.ReadHead(r)
-		return head.Seq, err
-	case "leave", "ban":
-		prior, err := rooms.MembershipAt(r, roomID, userID, m.Seq-1)
-		if err != nil {
-			return 0, err
-		}
-		if prior == "join" {
-			return m.Seq, nil
-		}
+	upTo, ok := v.StateUpTo(head.Seq)
+	if !ok {
+		return nil, 0, errForbidden("You are not allowed to read this room")
 	}
-	return 0, errForbidden("You are not a member of this room")
+	return v, upTo, nil
 }
 
 func (s *Server) getState(c echo.Context) error {
@@ -259,7 +250,7 @@ func (s *Server) getState(c echo.Context) error {
 	r := requester(c)
 	var ev *rooms.Event
 	err := s.state.View(func(rd pebble.Reader) error {
-		upTo, err := visibleUpTo(rd, r.UserID, roomID)
+		_, upTo, err := readableState(rd, r.UserID, roomID)
 		if err != nil {
 			return err
 		}
@@ -296,7 +287,7 @@ func (s *Server) getAllState(c echo.Context) error {
 	r := requester(c)
 	var state []*rooms.Event
 	err := s.state.View(func(rd pebble.Reader) error {
-		upTo, err := visibleUpTo(rd, r.UserID, roomID)
+		_, upTo, err := readableState(rd, r.UserID, roomID)
 		if err != nil {
 			return err
 		}

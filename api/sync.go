@@ -313,7 +313,11 @@ func (s *Server) roomTimeline(r pebble.Reader, req *syncRequest, roomID string, 
 	if full {
 		after = 0
 	}
-	evs, limited, err := rooms.Events(r, roomID, after, upTo, req.limit, true)
+	v, err := rooms.LoadVisibility(r, roomID, req.viewer.UserID)
+	if err != nil {
+		return nil, err
+	}
+	evs, _, limited, err := rooms.VisibleEvents(r, v, roomID, after, upTo, req.limit, true)
 	if err != nil {
 		return nil, err
 	}
