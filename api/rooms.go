@@ -161,9 +161,7 @@ func (s *Server) kickUser(c echo.Context) error   { return s.targetMembership(c,
 func (s *Server) banUser(c echo.Context) error    { return s.targetMembership(c, "ban") }
 
 func (s *Server) unbanUser(c echo.Context) error {
-	// An unban is a leave for a banned user; the auth rules check the ban
-	// level and that the target is banned.
-	return s.targetMembership(c, "leave")
+	return s.targetMembership(c, "unban")
 }
 
 func (s *Server) joinedRooms(c echo.Context) error {

@@ -76,7 +76,16 @@ func (x *applyCtx) membership() (*Result, error) {
 		return &Result{Err: reject(KindInvalidParam, "invalid user ID %q", p.Target)}, nil
 	}
 	membership := p.Membership
-	if membership == "kick" {
+	if p.Membership == "unban" {
+		if m, err := rooms.GetMembership(x.b, p.Target, p.RoomID); err != nil {
+			return nil, err
+		} else if m == nil || m.Membership != "ban" {
+			return &Result{Err: reject(KindForbidden, "%s is not banned", p.Target)}, nil
+		}
+	}
+	if membership == "kick" || membership == "unban" {
+		// Both are a leave set by someone else; the auth rules tell them
+		// apart by the target's current membership and the sender's power.
 		membership = "leave"
 	}
 	if p.Membership == "join" {
