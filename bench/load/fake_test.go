@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"chronicle/bench/internal/loadgen"
 )
 
 type fakeEvent struct {
@@ -27,13 +29,15 @@ type fakeHS struct {
 	mu      sync.Mutex
 	wake    chan struct{} // closed and replaced on every new event
 	users   map[string]string
+	born    map[string]time.Time       // token -> registration time
+	bornOn  map[string]string          // token -> node it was registered on
 	members map[string]map[string]bool // room -> user set
 	events  []fakeEvent
 	n429    int // sends answered with 429 (once per 10 sends)
 }
 
 func newFakeHS() *fakeHS {
-	return &fakeHS{wake: make(chan struct{}), users: map[string]string{}, members: map[string]map[string]bool{}}
+	return &fakeHS{wake: make(chan struct{}), users: map[string]string{}, born: map[string]time.Time{}, bornOn: map[string]string{}, members: map[string]map[string]bool{}}
 }
 
 func writeJSONResp(w http.ResponseWriter, code int, v any) {
@@ -58,7 +62,8 @@ func (f *fakeHS) appendLocked(room, sender, typ string) string {
 	return id
 }
 
-func (f *fakeHS) handler() http.Handler {
+// handler serves the fake; node names the node registrations go through.
+func (f *fakeHS) handler(node string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_matrix/client/versions", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONResp(w, 200, map[string]any{"versions": []string{"v1.11"}})
@@ -81,6 +86,8 @@ func (f *fakeHS) handler() http.Handler {
 		f.mu.Lock()
 		tok := fmt.Sprintf("tok%d", len(f.users))
 		f.users[tok] = uid
+		f.born[tok] = time.Now()
+		f.bornOn[tok] = node
 		f.mu.Unlock()
 		writeJSONResp(w, 200, map[string]any{"user_id": uid, "access_token": tok, "device_id": "D"})
 	})
@@ -121,6 +128,9 @@ func (f *fakeHS) handler() http.Handler {
 		writeJSONResp(w, 200, map[string]any{"event_id": id})
 	})
 	mux.HandleFunc("GET /_matrix/client/v3/sync", f.sync)
+	mux.HandleFunc("GET /_matrix/client/v3/account/whoami", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONResp(w, 200, map[string]any{"user_id": f.user(r)})
+	})
 	mux.HandleFunc("GET /_matrix/client/v3/rooms/{room}/messages", func(w http.ResponseWriter, r *http.Request) {
 		room := r.PathValue("room")
 		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
@@ -144,6 +154,25 @@ func (f *fakeHS) handler() http.Handler {
 		writeJSONResp(w, 200, resp)
 	})
 	return mux
+}
+
+// lagging is node `node` of the same fake cluster. It learns of access
+// tokens issued through other nodes only `lag` after they were issued, like
+// a follower that has not applied the registration yet.
+func (f *fakeHS) lagging(node string, lag time.Duration) http.Handler {
+	h := f.handler(node)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		f.mu.Lock()
+		born, ok := f.born[tok]
+		local := f.bornOn[tok] == node
+		f.mu.Unlock()
+		if ok && !local && time.Since(born) < lag {
+			writeJSONResp(w, 401, map[string]any{"errcode": "M_UNKNOWN_TOKEN", "error": "unknown token"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (f *fakeHS) sync(w http.ResponseWriter, r *http.Request) {
@@ -186,10 +215,10 @@ func (f *fakeHS) sync(w http.ResponseWriter, r *http.Request) {
 
 func TestRunAgainstFake(t *testing.T) {
 	f := newFakeHS()
-	srv := httptest.NewServer(f.handler())
+	srv := httptest.NewServer(f.handler("n1"))
 	defer srv.Close()
-	cfg := Config{Base: srv.URL, Users: 3, Sends: 40, Levels: []int{1, 4}, Rooms: 4, MsgsPerRoom: 3,
-		Pages: 250, SyncIters: 5, InitialSyncs: 2, SetupWorkers: 4, DataDir: t.TempDir()}
+	cfg := Config{Base: srv.URL, Config: loadgen.Config{Users: 3, Sends: 40, Levels: []int{1, 4}, Rooms: 4, MsgsPerRoom: 3,
+		Pages: 250, SyncIters: 5, InitialSyncs: 2, SetupWorkers: 4}, DataDir: t.TempDir()}
 	res := run(context.Background(), cfg)
 	if len(res.Errors) > 0 {
 		t.Fatalf("errors: %v", res.Errors)
@@ -221,4 +250,35 @@ func TestRunAgainstFake(t *testing.T) {
 		sb.WriteString(strings.Join(r, " | ") + "\n")
 	}
 	t.Log("\n" + sb.String())
+}
+
+// TestRunAgainstFakeCluster points the benchmark at two "nodes" sharing one
+// fake's state; the second learns of new tokens late, as a follower would.
+func TestRunAgainstFakeCluster(t *testing.T) {
+	f := newFakeHS()
+	n1 := httptest.NewServer(f.handler("n1"))
+	defer n1.Close()
+	n2 := httptest.NewServer(f.lagging("n2", 30*time.Millisecond))
+	defer n2.Close()
+	cfg := Config{Base: n1.URL + "," + n2.URL + "/", Config: loadgen.Config{Users: 3, Sends: 40, Levels: []int{4}, Rooms: 2,
+		MsgsPerRoom: 2, Pages: 120, SyncIters: 3, InitialSyncs: 1, SetupWorkers: 4}, Only: "register,send,sync"}
+	res := run(context.Background(), cfg)
+	if len(res.Errors) > 0 {
+		t.Fatalf("errors: %v", res.Errors)
+	}
+	if len(res.Send) != 1 || res.Send[0].Sends != 40 || res.Send[0].Nodes != 2 {
+		t.Errorf("send = %+v", res.Send)
+	}
+	s := res.SyncWake
+	if s.Latency.N != 3 || !s.CrossNode || s.SenderBase != n1.URL || s.ReceiverBase != n2.URL {
+		t.Errorf("sync wake = %+v", s)
+	}
+	table := buildTable(res)
+	var found bool
+	for _, r := range table {
+		found = found || r[0] == "sync wake-up (cross-node)"
+	}
+	if !found {
+		t.Errorf("no cross-node sync row in %v", table)
+	}
 }

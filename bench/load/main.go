@@ -9,10 +9,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,52 +18,40 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
+
+	"chronicle/bench/internal/loadgen"
 )
 
 // Config is every tunable; it is echoed into the JSON so results are
 // self-describing.
 type Config struct {
-	Base         string `json:"base"`
-	Users        int    `json:"users"`
-	Sends        int    `json:"sends"`
-	Levels       []int  `json:"levels"`
-	Rooms        int    `json:"rooms"`
-	MsgsPerRoom  int    `json:"msgs_per_room"`
-	Pages        int    `json:"pages"`
-	SyncIters    int    `json:"sync_iters"`
-	InitialSyncs int    `json:"initial_syncs"`
-	SetupWorkers int    `json:"setup_workers"`
-	PID          int    `json:"pid,omitempty"`
-	DataDir      string `json:"data_dir,omitempty"`
-	Quick        bool   `json:"quick"`
-	Only         string `json:"only,omitempty"`
+	// Base is the -base flag as given (trailing slash trimmed): one URL, or
+	// several comma-separated nodes of one cluster.
+	Base string `json:"base"`
+	loadgen.Config
+	PID     int    `json:"pid,omitempty"`
+	DataDir string `json:"data_dir,omitempty"`
+	Quick   bool   `json:"quick"`
+	Only    string `json:"only,omitempty"`
 }
 
 // Results is the JSON document written to -out.
 type Results struct {
-	StartedAt   time.Time          `json:"started_at"`
-	DurationS   float64            `json:"duration_s"`
-	GoVersion   string             `json:"go_version"`
-	Versions    []string           `json:"server_versions,omitempty"`
-	Config      Config             `json:"config"`
-	Register    *RegisterResult    `json:"register,omitempty"`
-	Send        []SendLevel        `json:"send,omitempty"`
-	SyncWake    *SyncWakeResult    `json:"sync_wake,omitempty"`
-	InitialSync *InitialSyncResult `json:"initial_sync,omitempty"`
-	Paginate    *PaginateResult    `json:"paginate,omitempty"`
-	Server      *ServerResult      `json:"server,omitempty"`
-	Retries429  int64              `json:"retries_429"`
-	Errors      map[string]string  `json:"errors,omitempty"`
-	Table       [][]string         `json:"table"`
-}
-
-// Bench carries state shared between scenarios.
-type Bench struct {
-	cfg  Config
-	hc   *http.Client
-	pool []*Client // registered users reusable as senders
+	StartedAt   time.Time                  `json:"started_at"`
+	DurationS   float64                    `json:"duration_s"`
+	GoVersion   string                     `json:"go_version"`
+	Versions    []string                   `json:"server_versions,omitempty"`
+	Config      Config                     `json:"config"`
+	Register    *loadgen.RegisterResult    `json:"register,omitempty"`
+	Send        []loadgen.SendLevel        `json:"send,omitempty"`
+	SyncWake    *loadgen.SyncWakeResult    `json:"sync_wake,omitempty"`
+	InitialSync *loadgen.InitialSyncResult `json:"initial_sync,omitempty"`
+	Paginate    *loadgen.PaginateResult    `json:"paginate,omitempty"`
+	Server      *loadgen.ServerResult      `json:"server,omitempty"`
+	Retries429  int64                      `json:"retries_429"`
+	Errors      map[string]string          `json:"errors,omitempty"`
+	Table       [][]string                 `json:"table"`
 }
 
 func main() {
@@ -76,8 +62,8 @@ func main() {
 
 	table := buildTable(res)
 	res.Table = table
-	printTable(os.Stdout, table)
-	if err := writeJSON(out, res); err != nil {
+	loadgen.PrintTable(os.Stdout, table)
+	if err := loadgen.WriteJSON(out, res); err != nil {
 		fmt.Fprintln(os.Stderr, "writing results:", err)
 		os.Exit(1)
 	}
@@ -90,7 +76,7 @@ func main() {
 func parseFlags() (Config, string) {
 	var cfg Config
 	var levels, out string
-	flag.StringVar(&cfg.Base, "base", "http://127.0.0.1:8008", "homeserver base URL")
+	flag.StringVar(&cfg.Base, "base", "http://127.0.0.1:8008", "homeserver base URL, or comma-separated URLs of one cluster's nodes")
 	flag.StringVar(&out, "out", "", "JSON results path (default bench/results/load-<unix time>.json)")
 	flag.IntVar(&cfg.Users, "users", 20, "users to register in the registration scenario")
 	flag.IntVar(&cfg.Sends, "sends", 2000, "sends per concurrency level")
@@ -141,6 +127,10 @@ func parseFlags() (Config, string) {
 		os.Exit(2)
 	}
 	cfg.Base = strings.TrimRight(cfg.Base, "/")
+	if len(loadgen.SplitBases(cfg.Base)) == 0 {
+		fmt.Fprintln(os.Stderr, "-base needs at least one URL")
+		os.Exit(2)
+	}
 	if out == "" {
 		out = filepath.Join("bench", "results", fmt.Sprintf("load-%d.json", time.Now().Unix()))
 	}
@@ -150,13 +140,12 @@ func parseFlags() (Config, string) {
 // run executes the scenarios in order. A failing scenario is recorded and the
 // rest still run: a half-built server should still get numbers for what works.
 func run(ctx context.Context, cfg Config) (res *Results) {
-	b := &Bench{cfg: cfg, hc: newHTTPClient()}
 	res = &Results{StartedAt: time.Now(), GoVersion: runtime.Version(), Config: cfg, Errors: map[string]string{}}
 	defer func() {
 		if ctx.Err() != nil {
 			res.Errors["interrupted"] = ctx.Err().Error()
 		}
-		res.Retries429 = retries429.Load()
+		res.Retries429 = loadgen.Retries429()
 		res.DurationS = time.Since(res.StartedAt).Seconds()
 	}()
 	fail := func(name string, err error) {
@@ -174,55 +163,65 @@ func run(ctx context.Context, cfg Config) (res *Results) {
 		return true
 	}
 
-	var versions struct {
-		Versions []string `json:"versions"`
-	}
-	if _, err := NewClient(cfg.Base, b.hc).do(ctx, "GET", "/_matrix/client/versions", nil, &versions); err != nil {
-		// Nothing else can work; fail fast with a clear message.
-		fail("versions", fmt.Errorf("is a homeserver listening on %s? %w", cfg.Base, err))
+	hc := loadgen.NewHTTPClient()
+	cfg.Bases = loadgen.SplitBases(cfg.Base)
+	b, err := loadgen.New(cfg.Config, hc)
+	if err != nil {
+		fail("config", err)
 		return res
 	}
-	res.Versions = versions.Versions
+	for i, base := range cfg.Bases {
+		var versions struct {
+			Versions []string `json:"versions"`
+		}
+		if _, err := loadgen.NewClient(base, hc).Do(ctx, "GET", "/_matrix/client/versions", nil, &versions); err != nil {
+			// Nothing else can work; fail fast with a clear message.
+			fail("versions", fmt.Errorf("is a homeserver listening on %s? %w", base, err))
+			return res
+		}
+		if i == 0 {
+			res.Versions = versions.Versions
+		}
+	}
 
 	if cfg.PID != 0 {
-		res.Server = &ServerResult{PID: cfg.PID}
-		if rss, _, err := procMem(cfg.PID); err != nil {
+		res.Server = &loadgen.ServerResult{PID: cfg.PID}
+		if rss, _, err := loadgen.ProcMem(cfg.PID); err != nil {
 			fail("rss", err)
 		} else {
 			res.Server.RSSStartBytes = rss
 		}
 	}
 
-	var err error
 	if step("register") {
-		if res.Register, err = b.runRegister(ctx); err != nil {
+		if res.Register, err = b.RunRegister(ctx); err != nil {
 			fail("register", err)
 		}
 	}
 	if step("send") {
-		if res.Send, err = b.runSend(ctx); err != nil {
+		if res.Send, err = b.RunSend(ctx); err != nil {
 			fail("send", err)
 		}
 	}
 	if step("sync") {
-		if res.SyncWake, err = b.runSyncWake(ctx); err != nil {
+		if res.SyncWake, err = b.RunSyncWake(ctx); err != nil {
 			fail("sync", err)
 		}
 	}
 	if step("initsync") {
-		if res.InitialSync, err = b.runInitialSync(ctx); err != nil {
+		if res.InitialSync, err = b.RunInitialSync(ctx); err != nil {
 			fail("initsync", err)
 		}
 	}
 	if step("paginate") {
-		if res.Paginate, err = b.runPaginate(ctx); err != nil {
+		if res.Paginate, err = b.RunPaginate(ctx); err != nil {
 			fail("paginate", err)
 		}
 	}
 
 	// Footprint is sampled last so it reflects everything the run wrote.
 	if cfg.PID != 0 {
-		if rss, hwm, err := procMem(cfg.PID); err != nil {
+		if rss, hwm, err := loadgen.ProcMem(cfg.PID); err != nil {
 			fail("rss", err)
 		} else {
 			res.Server.RSSEndBytes, res.Server.PeakRSSBytes = rss, hwm
@@ -230,34 +229,14 @@ func run(ctx context.Context, cfg Config) (res *Results) {
 	}
 	if cfg.DataDir != "" {
 		if res.Server == nil {
-			res.Server = &ServerResult{}
+			res.Server = &loadgen.ServerResult{}
 		}
 		res.Server.DataDir = cfg.DataDir
-		if n, files, err := dirSize(cfg.DataDir); err != nil {
+		if n, files, err := loadgen.DirSize(cfg.DataDir); err != nil {
 			fail("data", err)
 		} else {
 			res.Server.DataBytes, res.Server.DataFiles = n, files
 		}
 	}
 	return res
-}
-
-func writeJSON(path string, res *Results) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
-}
-
-// printTable aligns rows with tabwriter; the first row is the header.
-func printTable(w *os.File, rows [][]string) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
-	}
-	tw.Flush()
 }

@@ -7,18 +7,29 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"chronicle/bench/internal/loadgen"
 )
 
 var header = []string{"SCENARIO", "N", "MIN ms", "P50 ms", "P99 ms", "MEAN ms", "TOTAL ms", "RATE", "NOTES"}
 
 const dash = "-"
 
-func f2(v float64) string { return fmt.Sprintf("%.2f", v) }
+var (
+	f2  = loadgen.F2
+	mib = loadgen.MiB
+)
 
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+// viaNodes is the NOTES entry for sends spread over n nodes.
+func viaNodes(n int) string {
+	if n == 1 {
+		return "via 1 node"
+	}
+	return fmt.Sprintf("via %d nodes", n)
+}
 
 // latRow fills the N/MIN/P50/P99/MEAN columns from a Summary.
-func latRow(name string, s Summary, total, rate, notes string) []string {
+func latRow(name string, s loadgen.Summary, total, rate, notes string) []string {
 	return []string{name, fmt.Sprint(s.N), f2(s.MinMs), f2(s.P50Ms), f2(s.P99Ms), f2(s.MeanMs), total, rate, notes}
 }
 
@@ -29,17 +40,25 @@ func buildTable(r *Results) [][]string {
 		rows = append(rows, latRow("register", g.Latency, f2(g.TotalMs), rate, "sequential, m.login.dummy"))
 	}
 	for _, l := range r.Send {
-		notes := ""
+		var notes []string
+		if l.Nodes > 0 { // only set with several bases
+			notes = append(notes, viaNodes(l.Nodes))
+		}
 		if l.Errors > 0 {
-			notes = fmt.Sprintf("%d errors: %s", l.Errors, l.FirstError)
+			notes = append(notes, fmt.Sprintf("%d errors: %s", l.Errors, l.FirstError))
 		}
 		rows = append(rows, latRow(fmt.Sprintf("send c=%d", l.Concurrency), l.Latency,
-			f2(l.ElapsedMs), fmt.Sprintf("%.1f/s", l.PerSec), notes))
+			f2(l.ElapsedMs), fmt.Sprintf("%.1f/s", l.PerSec), strings.Join(notes, "; ")))
 	}
 	if s := r.SyncWake; s != nil {
 		notes := fmt.Sprintf("from send start p50 %s p99 %s; repolls %d; early %d",
 			f2(s.FromSendStart.P50Ms), f2(s.FromSendStart.P99Ms), s.Repolls, s.EarlyWakes)
-		rows = append(rows, latRow("sync wake-up", s.Latency, dash, dash, notes))
+		name := "sync wake-up"
+		if s.CrossNode {
+			name = "sync wake-up (cross-node)"
+			notes = fmt.Sprintf("send via %s, sync via %s; %s", s.SenderBase, s.ReceiverBase, notes)
+		}
+		rows = append(rows, latRow(name, s.Latency, dash, dash, notes))
 	}
 	if s := r.InitialSync; s != nil {
 		name := fmt.Sprintf("initial sync %dx%d", s.Rooms, s.MsgsPerRoom)

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 // Scenario 3: sync wake-up latency, i.e. how long after a send completes a
 // parked long-poll /sync in another user's session returns with the event.
@@ -30,6 +30,11 @@ type SyncWakeResult struct {
 	// EarlyWakes counts iterations where B saw the event before A got its
 	// send response; those are recorded as 0ms in Latency.
 	EarlyWakes int `json:"early_wakes"`
+	// CrossNode: the sender and the receiver used different nodes of one
+	// cluster (only with several bases), so the time includes replication.
+	CrossNode    bool   `json:"cross_node,omitempty"`
+	SenderBase   string `json:"sender_base,omitempty"`
+	ReceiverBase string `json:"receiver_base,omitempty"`
 }
 
 type syncReply struct {
@@ -38,12 +43,24 @@ type syncReply struct {
 	err  error
 }
 
-func (b *Bench) runSyncWake(ctx context.Context) (*SyncWakeResult, error) {
+// RunSyncWake measures how long a parked long-poll /sync takes to return
+// another user's message. With several bases the sender uses the first and
+// the receiver the second, so the event has to replicate between nodes.
+func (b *Bench) RunSyncWake(ctx context.Context) (*SyncWakeResult, error) {
 	us, err := b.fresh(ctx, 2)
 	if err != nil {
 		return nil, err
 	}
 	a, bob := us[0], us[1]
+	var res SyncWakeResult
+	if b.MultiNode() {
+		// Both registered on the first node; bob's token is then used on
+		// the second, which must know it through replication.
+		if err := bob.UseBase(ctx, b.base(1)); err != nil {
+			return nil, err
+		}
+		res.CrossNode, res.SenderBase, res.ReceiverBase = true, a.Base, bob.Base
+	}
 	room, err := a.CreateRoom(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("createRoom: %w", err)
@@ -66,7 +83,6 @@ func (b *Bench) runSyncWake(ctx context.Context) (*SyncWakeResult, error) {
 		return ch
 	}
 
-	var res SyncWakeResult
 	lat := make([]time.Duration, 0, b.cfg.SyncIters)
 	fromStart := make([]time.Duration, 0, b.cfg.SyncIters)
 	for i := range b.cfg.SyncIters {

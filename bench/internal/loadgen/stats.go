@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 // Latency summaries. Percentiles use linear interpolation between closest
 // ranks (numpy's default) so small samples, e.g. 5 initial syncs, still give a
@@ -87,10 +87,10 @@ func (d *Durations) Summary() Summary {
 	return Summarize(d.ds)
 }
 
-// parallel runs fn(i) for i in [0,jobs) on `workers` goroutines, pulling
+// Parallel runs fn(i) for i in [0,jobs) on `workers` goroutines, pulling
 // indices from a shared counter so fast workers take more jobs. It stops
 // handing out work at the first error and returns that error.
-func parallel(ctx context.Context, workers, jobs int, fn func(ctx context.Context, i int) error) error {
+func Parallel(ctx context.Context, workers, jobs int, fn func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var next atomic.Int64
@@ -113,3 +113,6 @@ func parallel(ctx context.Context, workers, jobs int, fn func(ctx context.Contex
 	// Cause is the first fn error, the parent's cancellation, or nil.
 	return context.Cause(ctx)
 }
+
+// Ms converts a duration to float milliseconds for reports.
+func Ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 // Scenario 4: initial /sync for a user in R rooms with M messages each. This
 // is the cold-start cost a client pays on login and is usually dominated by
@@ -23,7 +23,8 @@ type InitialSyncResult struct {
 	JoinedRooms int       `json:"joined_rooms"`
 }
 
-func (b *Bench) runInitialSync(ctx context.Context) (*InitialSyncResult, error) {
+// RunInitialSync times a plain initial /sync of a user in cfg.Rooms rooms.
+func (b *Bench) RunInitialSync(ctx context.Context) (*InitialSyncResult, error) {
 	// A fresh user so the count of joined rooms is exactly R.
 	us, err := b.fresh(ctx, 1)
 	if err != nil {
@@ -35,7 +36,7 @@ func (b *Bench) runInitialSync(ctx context.Context) (*InitialSyncResult, error) 
 	// Setup: each job creates one room and fills it in order; rooms proceed in
 	// parallel so setup time doesn't dominate the run.
 	setup := time.Now()
-	err = parallel(ctx, b.cfg.SetupWorkers, R, func(ctx context.Context, i int) error {
+	err = Parallel(ctx, b.cfg.SetupWorkers, R, func(ctx context.Context, i int) error {
 		room, err := u.CreateRoom(ctx)
 		if err != nil {
 			return fmt.Errorf("createRoom: %w", err)
@@ -50,7 +51,7 @@ func (b *Bench) runInitialSync(ctx context.Context) (*InitialSyncResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	res := &InitialSyncResult{Rooms: R, MsgsPerRoom: M, SetupMs: ms(time.Since(setup))}
+	res := &InitialSyncResult{Rooms: R, MsgsPerRoom: M, SetupMs: Ms(time.Since(setup))}
 
 	// No since, no filter: measure what a plain client gets by default.
 	for range b.cfg.InitialSyncs {
@@ -59,7 +60,7 @@ func (b *Bench) runInitialSync(ctx context.Context) (*InitialSyncResult, error) 
 		if err != nil {
 			return nil, fmt.Errorf("initial sync: %w", err)
 		}
-		res.RunsMs = append(res.RunsMs, ms(time.Since(t)))
+		res.RunsMs = append(res.RunsMs, Ms(time.Since(t)))
 		res.Bytes = n
 		res.JoinedRooms = len(resp.Rooms.Join)
 	}

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"os"
@@ -8,9 +8,9 @@ import (
 
 func TestFootprint(t *testing.T) {
 	// Our own process stands in for the server: it surely has a VmRSS.
-	rss, hwm, err := procMem(os.Getpid())
+	rss, hwm, err := ProcMem(os.Getpid())
 	if err != nil || rss <= 0 || hwm < rss {
-		t.Fatalf("procMem = %d, %d, %v", rss, hwm, err)
+		t.Fatalf("ProcMem = %d, %d, %v", rss, hwm, err)
 	}
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
@@ -21,7 +21,7 @@ func TestFootprint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if b, files, err := dirSize(dir); err != nil || b != 42 || files != 2 {
-		t.Fatalf("dirSize = %d, %d, %v", b, files, err)
+	if b, files, err := DirSize(dir); err != nil || b != 42 || files != 2 {
+		t.Fatalf("DirSize = %d, %d, %v", b, files, err)
 	}
 }

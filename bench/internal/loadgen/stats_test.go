@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"context"
@@ -59,20 +59,20 @@ func TestSummarize(t *testing.T) {
 
 func TestParallel(t *testing.T) {
 	var n atomic.Int64
-	if err := parallel(context.Background(), 4, 100, func(context.Context, int) error {
+	if err := Parallel(context.Background(), 4, 100, func(context.Context, int) error {
 		n.Add(1)
 		return nil
 	}); err != nil || n.Load() != 100 {
-		t.Fatalf("parallel ran %d jobs, err %v", n.Load(), err)
+		t.Fatalf("Parallel ran %d jobs, err %v", n.Load(), err)
 	}
 	boom := errors.New("boom")
-	err := parallel(context.Background(), 4, 100, func(_ context.Context, i int) error {
+	err := Parallel(context.Background(), 4, 100, func(_ context.Context, i int) error {
 		if i == 10 {
 			return boom
 		}
 		return nil
 	})
 	if !errors.Is(err, boom) {
-		t.Fatalf("parallel error = %v, want boom", err)
+		t.Fatalf("Parallel error = %v, want boom", err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 // A deliberately minimal Matrix Client-Server API client. It only uses the
 // standard library and standard v3 endpoints so the benchmark can be pointed at
@@ -25,10 +25,10 @@ import (
 // scenario instead of hanging the benchmark.
 const maxRetries = 30
 
-// newHTTPClient returns the single HTTP client shared by every simulated user.
+// NewHTTPClient returns the single HTTP client shared by every simulated user.
 // Sharing one transport (with a large idle pool) means connection setup cost is
 // paid once, not per request, and 32 concurrent senders don't thrash sockets.
-func newHTTPClient() *http.Client {
+func NewHTTPClient() *http.Client {
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -45,6 +45,9 @@ func newHTTPClient() *http.Client {
 // Stats shared by all clients; reported so readers know when a server's rate
 // limiter (rather than its raw speed) shaped the numbers.
 var retries429 atomic.Int64
+
+// Retries429 is how many 429 responses were retried in this process so far.
+func Retries429() int64 { return retries429.Load() }
 
 // MatrixError is a non-2xx response from the server.
 type MatrixError struct {
@@ -78,11 +81,11 @@ type Client struct {
 
 // NewClient returns an anonymous client; Register fills in the credentials.
 func NewClient(base string, hc *http.Client) *Client {
-	return &Client{Base: base, HTTP: hc, txnPrefix: randHex(4)}
+	return &Client{Base: base, HTTP: hc, txnPrefix: RandHex(4)}
 }
 
-// randHex returns n random bytes hex-encoded (lowercase, so valid in localparts).
-func randHex(n int) string {
+// RandHex returns n random bytes hex-encoded (lowercase, so valid in localparts).
+func RandHex(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
@@ -90,10 +93,10 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// raw performs one request, retrying on 429, and returns the status and body.
+// Raw performs one request, retrying on 429, and returns the status and body.
 // Non-2xx statuses other than 429 are returned, not turned into errors, so
 // callers like Register can inspect a 401 user-interactive-auth response.
-func (c *Client) raw(ctx context.Context, method, path string, in any) (int, []byte, error) {
+func (c *Client) Raw(ctx context.Context, method, path string, in any) (int, []byte, error) {
 	var body []byte
 	if in != nil {
 		var err error
@@ -152,10 +155,10 @@ func retryDelay(resp *http.Response, body []byte) time.Duration {
 	return time.Second
 }
 
-// do performs a request and decodes a 2xx JSON body into out (if non-nil).
+// Do performs a request and decodes a 2xx JSON body into out (if non-nil).
 // It returns the raw body length so callers can report response sizes.
-func (c *Client) do(ctx context.Context, method, path string, in, out any) (int, error) {
-	status, data, err := c.raw(ctx, method, path, in)
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) (int, error) {
+	status, data, err := c.Raw(ctx, method, path, in)
 	if err != nil {
 		return 0, err
 	}
@@ -180,7 +183,7 @@ func (c *Client) Register(ctx context.Context, username, password string) error 
 		"password":                    password,
 		"initial_device_display_name": "chronicle-bench",
 	}
-	status, data, err := c.raw(ctx, "POST", "/_matrix/client/v3/register", req)
+	status, data, err := c.Raw(ctx, "POST", "/_matrix/client/v3/register", req)
 	if err != nil {
 		return err
 	}
@@ -192,7 +195,7 @@ func (c *Client) Register(ctx context.Context, username, password string) error 
 			return fmt.Errorf("register: 401 without a UIA session: %s", data)
 		}
 		req["auth"] = map[string]any{"type": "m.login.dummy", "session": uia.Session}
-		if status, data, err = c.raw(ctx, "POST", "/_matrix/client/v3/register", req); err != nil {
+		if status, data, err = c.Raw(ctx, "POST", "/_matrix/client/v3/register", req); err != nil {
 			return err
 		}
 	}
@@ -220,7 +223,7 @@ func (c *Client) CreateRoom(ctx context.Context) (string, error) {
 	var out struct {
 		RoomID string `json:"room_id"`
 	}
-	_, err := c.do(ctx, "POST", "/_matrix/client/v3/createRoom", map[string]any{"preset": "public_chat"}, &out)
+	_, err := c.Do(ctx, "POST", "/_matrix/client/v3/createRoom", map[string]any{"preset": "public_chat"}, &out)
 	if err == nil && out.RoomID == "" {
 		err = errors.New("createRoom: no room_id in response")
 	}
@@ -229,23 +232,68 @@ func (c *Client) CreateRoom(ctx context.Context) (string, error) {
 
 // Join joins a room by ID.
 func (c *Client) Join(ctx context.Context, roomID string) error {
-	_, err := c.do(ctx, "POST", "/_matrix/client/v3/join/"+url.PathEscape(roomID), map[string]any{}, nil)
+	_, err := c.Do(ctx, "POST", "/_matrix/client/v3/join/"+url.PathEscape(roomID), map[string]any{}, nil)
 	return err
 }
 
 // Send sends an m.text message and returns its event ID. Transaction IDs are
 // unique per client so retries after 429 stay idempotent and nothing dedups.
 func (c *Client) Send(ctx context.Context, roomID, body string) (string, error) {
-	txn := fmt.Sprintf("b%s-%d", c.txnPrefix, c.txn.Add(1))
+	return c.SendTxn(ctx, roomID, c.NextTxn(), body)
+}
+
+// NextTxn returns a transaction ID this client has not used yet.
+func (c *Client) NextTxn() string { return fmt.Sprintf("b%s-%d", c.txnPrefix, c.txn.Add(1)) }
+
+// SendTxn sends an m.text message with the given transaction ID. Sending
+// again with the same ID after an error is idempotent: the server returns
+// the event it already accepted instead of creating a second one.
+func (c *Client) SendTxn(ctx context.Context, roomID, txn, body string) (string, error) {
 	var out struct {
 		EventID string `json:"event_id"`
 	}
 	path := "/_matrix/client/v3/rooms/" + url.PathEscape(roomID) + "/send/m.room.message/" + txn
-	_, err := c.do(ctx, "PUT", path, map[string]any{"msgtype": "m.text", "body": body}, &out)
+	_, err := c.Do(ctx, "PUT", path, map[string]any{"msgtype": "m.text", "body": body}, &out)
 	if err == nil && out.EventID == "" {
 		err = errors.New("send: no event_id in response")
 	}
 	return out.EventID, err
+}
+
+// WhoAmI returns the user ID the server associates with the access token.
+func (c *Client) WhoAmI(ctx context.Context) (string, error) {
+	var out struct {
+		UserID string `json:"user_id"`
+	}
+	_, err := c.Do(ctx, "GET", "/_matrix/client/v3/account/whoami", nil, &out)
+	return out.UserID, err
+}
+
+// UseBase moves a logged-in client to another node of the same homeserver
+// (a cluster shares its accounts). Nodes apply replicated writes a moment
+// apart, so it waits, for up to 10s, until the token is known there. This is
+// setup, not measured.
+func (c *Client) UseBase(ctx context.Context, base string) error {
+	if base == c.Base {
+		return nil
+	}
+	c.Base = base
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := c.WhoAmI(ctx)
+		var me *MatrixError
+		if err == nil || !errors.As(err, &me) || me.ErrCode != "M_UNKNOWN_TOKEN" || time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("using %s's token on %s: %w", c.UserID, base, err)
+			}
+			return nil
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Event is the subset of a client event the benchmark looks at.
@@ -294,7 +342,7 @@ func (c *Client) Sync(ctx context.Context, since string, timeoutMs int, filter s
 		path += "?" + q.Encode()
 	}
 	var out SyncResponse
-	n, err := c.do(ctx, "GET", path, nil, &out)
+	n, err := c.Do(ctx, "GET", path, nil, &out)
 	return &out, n, err
 }
 
@@ -312,6 +360,6 @@ func (c *Client) Messages(ctx context.Context, roomID, from, dir string, limit i
 		q.Set("from", from)
 	}
 	var out MessagesPage
-	_, err := c.do(ctx, "GET", "/_matrix/client/v3/rooms/"+url.PathEscape(roomID)+"/messages?"+q.Encode(), nil, &out)
+	_, err := c.Do(ctx, "GET", "/_matrix/client/v3/rooms/"+url.PathEscape(roomID)+"/messages?"+q.Encode(), nil, &out)
 	return &out, err
 }

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 // Scenario 6: server footprint. Read from outside the server (procfs and the
 // filesystem) so it works for any implementation without instrumentation.
@@ -24,8 +24,8 @@ type ServerResult struct {
 	DataFiles     int    `json:"data_files,omitempty"`
 }
 
-// procMem returns VmRSS and VmHWM (peak RSS) in bytes from /proc/PID/status.
-func procMem(pid int) (rss, hwm int64, err error) {
+// ProcMem returns VmRSS and VmHWM (peak RSS) in bytes from /proc/PID/status.
+func ProcMem(pid int) (rss, hwm int64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, 0, err
@@ -57,9 +57,9 @@ func procMem(pid int) (rss, hwm int64, err error) {
 	return rss, hwm, nil
 }
 
-// dirSize sums regular file sizes under dir (apparent size, not blocks, so
+// DirSize sums regular file sizes under dir (apparent size, not blocks, so
 // it's comparable across filesystems).
-func dirSize(dir string) (bytes int64, files int, err error) {
+func DirSize(dir string) (bytes int64, files int, err error) {
 	err = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
 			// Storage engines delete files (compaction, WAL rotation) while

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 // Scenario 2: send throughput and latency into ONE room at increasing
 // concurrency. A single room is the worst case for a homeserver: every send
@@ -22,14 +22,19 @@ type SendLevel struct {
 	ElapsedMs   float64 `json:"elapsed_ms"`
 	PerSec      float64 `json:"sends_per_sec"`
 	Latency     Summary `json:"latency"`
+	// Nodes is how many nodes the senders were spread over (omitted for one).
+	Nodes int `json:"nodes,omitempty"`
 }
 
-func (b *Bench) runSend(ctx context.Context) ([]SendLevel, error) {
+// RunSend measures send throughput and latency at each of cfg.Levels. With
+// several bases the senders are spread over them round-robin, so writes
+// also go through followers and exercise their forwarding to the leader.
+func (b *Bench) RunSend(ctx context.Context) ([]SendLevel, error) {
 	maxC := 0
 	for _, c := range b.cfg.Levels {
 		maxC = max(maxC, c)
 	}
-	us, err := b.users(ctx, maxC+1)
+	us, err := b.Users(ctx, maxC+1)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +44,7 @@ func (b *Bench) runSend(ctx context.Context) ([]SendLevel, error) {
 		return nil, fmt.Errorf("createRoom: %w", err)
 	}
 	// Each sender is its own user so the server can't take a per-user fast path.
-	err = parallel(ctx, 8, len(senders), func(ctx context.Context, i int) error {
+	err = Parallel(ctx, 8, len(senders), func(ctx context.Context, i int) error {
 		return senders[i].Join(ctx, room)
 	})
 	if err != nil {
@@ -60,7 +65,7 @@ func (b *Bench) runSend(ctx context.Context) ([]SendLevel, error) {
 func (b *Bench) sendLevel(ctx context.Context, room string, senders []*Client) (SendLevel, error) {
 	// Warm-up: one untimed send per sender so connection setup and any
 	// per-user first-send caches don't land in the timed window.
-	err := parallel(ctx, len(senders), len(senders), func(ctx context.Context, i int) error {
+	err := Parallel(ctx, len(senders), len(senders), func(ctx context.Context, i int) error {
 		_, err := senders[i].Send(ctx, room, "warm-up")
 		return err
 	})
@@ -109,9 +114,16 @@ func (b *Bench) sendLevel(ctx context.Context, room string, senders []*Client) (
 		Concurrency: len(senders),
 		Sends:       sum.N,
 		Errors:      errs.Load(),
-		ElapsedMs:   ms(elapsed),
+		ElapsedMs:   Ms(elapsed),
 		PerSec:      float64(sum.N) / elapsed.Seconds(),
 		Latency:     sum,
+	}
+	if b.MultiNode() {
+		nodes := map[string]bool{}
+		for _, s := range senders {
+			nodes[s.Base] = true
+		}
+		lvl.Nodes = len(nodes)
 	}
 	if v, ok := firstErr.Load().(string); ok {
 		lvl.FirstError = v

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 // Scenario 5: backward pagination through P events of one room, the way a
 // client scrolls up through history: start at the live end, follow `end`
@@ -24,7 +24,8 @@ type PaginateResult struct {
 	Page     Summary `json:"page_latency"`
 }
 
-func (b *Bench) runPaginate(ctx context.Context) (*PaginateResult, error) {
+// RunPaginate times walking back through cfg.Pages events of one room.
+func (b *Bench) RunPaginate(ctx context.Context) (*PaginateResult, error) {
 	us, err := b.fresh(ctx, 1)
 	if err != nil {
 		return nil, err
@@ -36,14 +37,14 @@ func (b *Bench) runPaginate(ctx context.Context) (*PaginateResult, error) {
 	}
 	P := b.cfg.Pages
 	setup := time.Now()
-	err = parallel(ctx, b.cfg.SetupWorkers, P, func(ctx context.Context, i int) error {
+	err = Parallel(ctx, b.cfg.SetupWorkers, P, func(ctx context.Context, i int) error {
 		_, err := u.Send(ctx, room, fmt.Sprintf("history %d", i))
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("send: %w", err)
 	}
-	res := &PaginateResult{Target: P, SetupMs: ms(time.Since(setup))}
+	res := &PaginateResult{Target: P, SetupMs: Ms(time.Since(setup))}
 
 	var pages []time.Duration
 	from := ""
@@ -69,7 +70,7 @@ func (b *Bench) runPaginate(ctx context.Context) (*PaginateResult, error) {
 		}
 		from = page.End
 	}
-	res.TotalMs = ms(time.Since(start))
+	res.TotalMs = Ms(time.Since(start))
 	res.Page = Summarize(pages)
 	if res.Events < P {
 		return res, fmt.Errorf("paginated %d events, want >= %d", res.Events, P)
