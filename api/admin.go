@@ -63,6 +63,8 @@ func (s *Server) adminRoutes() {
 		{http.MethodDelete, "/cluster/nodes/:id", s.clusterRemove, true},
 		{http.MethodPost, "/cluster/leadership", s.clusterTransfer, true},
 		{http.MethodPost, "/cluster/snapshot", s.clusterSnapshot, true},
+		{http.MethodGet, "/backup", s.backup, true},
+		{http.MethodGet, "/reports", s.listReports, true},
 	}
 	for _, rt := range admin {
 		g.Add(rt.method, rt.path, s.requireAdmin(rt.handler))

@@ -64,6 +64,10 @@ var rejectionTable = map[machine.Kind]struct {
 	machine.KindUnsupportedRoomVersion: {400, "M_UNSUPPORTED_ROOM_VERSION"},
 	machine.KindTooLarge:               {413, "M_TOO_LARGE"},
 	machine.KindBadState:               {400, "M_BAD_STATE"},
+	machine.KindConflict:               {409, "M_UNKNOWN"},
+	machine.KindRoomInUse:              {400, "M_ROOM_IN_USE"},
+	machine.KindBadAlias:               {400, "M_BAD_ALIAS"},
+	machine.KindStillInRoom:            {400, "M_UNKNOWN"},
 }
 
 // toMatrixError maps any error to what the client sees. Matching uses

@@ -26,6 +26,13 @@ type unsignedData struct {
 	PrevSender    string          `json:"prev_sender,omitempty"`
 	ReplacesState string          `json:"replaces_state,omitempty"`
 	TransactionID string          `json:"transaction_id,omitempty"`
+
+	// RedactedBecause is the redaction event of a redacted event.
+	RedactedBecause *clientEvent `json:"redacted_because,omitempty"`
+	// Relations is the bundled aggregation of the event's children
+	// (m.thread, m.replace, m.reference); bundleAggregations in
+	// relations.go fills it for a slice of events.
+	Relations map[string]any `json:"m.relations,omitempty"`
 }
 
 // viewer says who an event is rendered for: transaction_id is shown only
@@ -54,6 +61,12 @@ func (v viewer) render(ev *rooms.Event) clientEvent {
 	}
 	if ev.TxnID != "" && ev.Sender == v.UserID && ev.DeviceID == v.DeviceID {
 		ce.Unsigned.TransactionID = ev.TxnID
+	}
+	if ev.RedactedBecause != nil {
+		because := *ev.RedactedBecause
+		because.RoomID = ev.RoomID
+		rendered := v.render(&because)
+		ce.Unsigned.RedactedBecause = &rendered
 	}
 	return ce
 }

@@ -54,7 +54,7 @@ func (s *Server) messages(c echo.Context) error {
 		return err
 	}
 	r := requester(c)
-	var chunk []*rooms.Event
+	var chunk []clientEvent // with bundled aggregations, from the same snapshot
 	var start, end string
 	err = s.state.View(func(rd pebble.Reader) error {
 		v, upTo, err := readableState(rd, r.UserID, roomID)
@@ -89,7 +89,9 @@ func (s *Server) messages(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		chunk = evs
+		if chunk, err = (viewer{UserID: r.UserID, DeviceID: r.DeviceID}).renderBundled(rd, v, evs); err != nil {
+			return err
+		}
 		if more && last > 0 {
 			if backward {
 				end = formatToken(last - 1)
@@ -104,7 +106,7 @@ func (s *Server) messages(c echo.Context) error {
 	}
 	resp := map[string]any{
 		"start": start,
-		"chunk": viewer{UserID: r.UserID, DeviceID: r.DeviceID}.renderAll(chunk),
+		"chunk": chunk,
 	}
 	if end != "" {
 		resp["end"] = end

@@ -47,8 +47,9 @@ func (s *Server) createRoom(c echo.Context) error {
 	if len(req.Invite3PID) > 0 {
 		return errorf(400, "M_UNKNOWN", "invite_3pid needs an identity server, and this server has none configured")
 	}
-	if req.RoomAliasName != "" {
-		return errorf(400, "M_UNKNOWN", "room aliases are not supported by this server yet")
+	alias, err := s.roomAliasOf(req.RoomAliasName)
+	if err != nil {
+		return err
 	}
 	switch req.Visibility {
 	case "", "public", "private":
@@ -78,6 +79,7 @@ func (s *Server) createRoom(c echo.Context) error {
 		RoomVersion: req.RoomVersion, Preset: req.Preset, Visibility: req.Visibility, Name: req.Name,
 		Topic: req.Topic, Invite: req.Invite, IsDirect: req.IsDirect, CreationContent: req.CreationContent,
 		PowerLevelContentOverride: req.PowerLevelContentOverride, InitialState: req.InitialState,
+		Alias: alias,
 	}
 	if v := id.RoomVersion(req.RoomVersion); v != "" && !v.RoomIDIsCreateEventID() {
 		cmd.RoomID = "!" + randomID(18) + ":" + s.cfg.ServerName
@@ -113,7 +115,11 @@ func (s *Server) joinRoom(c echo.Context) error { return s.join(c, c.Param("room
 func (s *Server) joinByIDOrAlias(c echo.Context) error {
 	target := c.Param("roomIdOrAlias")
 	if strings.HasPrefix(target, "#") {
-		return errNotFound("room alias not found")
+		roomID, err := s.resolveAlias(target)
+		if err != nil {
+			return err
+		}
+		target = roomID
 	}
 	return s.join(c, target)
 }

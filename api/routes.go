@@ -49,10 +49,52 @@ func (s *Server) routes() {
 		{http.MethodGet, "/rooms/:roomId/state/:eventType/:stateKey", s.getState, true},
 		{http.MethodGet, "/rooms/:roomId/messages", s.messages, true},
 
+		// Room aliases and the published room directory (api/directory.go).
+		{http.MethodPut, "/directory/room/:roomAlias", s.putRoomAlias, true},
+		{http.MethodGet, "/directory/room/:roomAlias", s.getRoomAlias, false},
+		{http.MethodDelete, "/directory/room/:roomAlias", s.deleteRoomAlias, true},
+		{http.MethodGet, "/rooms/:roomId/aliases", s.roomAliases, true},
+		{http.MethodGet, "/directory/list/room/:roomId", s.getRoomVisibility, false},
+		{http.MethodPut, "/directory/list/room/:roomId", s.putRoomVisibility, true},
+		{http.MethodGet, "/publicRooms", s.publicRoomsGet, false},
+		{http.MethodPost, "/publicRooms", s.publicRoomsPost, true},
+
+		// Knocking, room upgrades and reporting content.
+		{http.MethodPost, "/knock/:roomIdOrAlias", s.knockRoom, true},
+		{http.MethodPost, "/rooms/:roomId/upgrade", s.upgradeRoom, true},
+		{http.MethodPost, "/rooms/:roomId/report", s.reportRoom, true},
+		{http.MethodPost, "/rooms/:roomId/report/:eventId", s.reportEvent, true},
+		{http.MethodPost, "/users/:userId/report", s.reportUser, true},
+
+		// Redaction, single events and their context, members, forgetting
+		// (api/redact.go, api/context.go, api/members.go).
+		{http.MethodPut, "/rooms/:roomId/redact/:eventId/:txnId", s.redactEvent, true},
+		{http.MethodGet, "/rooms/:roomId/event/:eventId", s.getEvent, true},
+		{http.MethodGet, "/rooms/:roomId/context/:eventId", s.eventContext, true},
+		{http.MethodGet, "/rooms/:roomId/members", s.members, true},
+		{http.MethodGet, "/rooms/:roomId/joined_members", s.joinedMembers, true},
+		{http.MethodPost, "/rooms/:roomId/forget", s.forgetRoom, true},
+
 		// Sync and filters.
 		{http.MethodGet, "/sync", s.sync, true},
 		{http.MethodPost, "/user/:userId/filter", s.createFilter, true},
 		{http.MethodGet, "/user/:userId/filter/:filterId", s.getFilter, true},
+
+		// What feeds sync: account data, tags, receipts, read markers,
+		// typing, presence, to-device messages.
+		{http.MethodGet, "/user/:userId/account_data/:type", s.getAccountData, true},
+		{http.MethodPut, "/user/:userId/account_data/:type", s.putAccountData, true},
+		{http.MethodGet, "/user/:userId/rooms/:roomId/account_data/:type", s.getAccountData, true},
+		{http.MethodPut, "/user/:userId/rooms/:roomId/account_data/:type", s.putAccountData, true},
+		{http.MethodGet, "/user/:userId/rooms/:roomId/tags", s.getTags, true},
+		{http.MethodPut, "/user/:userId/rooms/:roomId/tags/:tag", s.putTag, true},
+		{http.MethodDelete, "/user/:userId/rooms/:roomId/tags/:tag", s.deleteTag, true},
+		{http.MethodPost, "/rooms/:roomId/receipt/:receiptType/:eventId", s.postReceipt, true},
+		{http.MethodPost, "/rooms/:roomId/read_markers", s.postReadMarkers, true},
+		{http.MethodPut, "/rooms/:roomId/typing/:userId", s.putTyping, true},
+		{http.MethodGet, "/presence/:userId/status", s.getPresence, true},
+		{http.MethodPut, "/presence/:userId/status", s.putPresence, true},
+		{http.MethodPut, "/sendToDevice/:eventType/:txnId", s.sendToDevice, true},
 	}
 	for _, prefix := range []string{"/_matrix/client/v3", "/_matrix/client/r0"} {
 		for _, rt := range table {
@@ -63,6 +105,27 @@ func (s *Server) routes() {
 			s.echo.Add(rt.method, prefix+rt.path, h)
 		}
 	}
+	// Spaces and room summaries exist only under v1 (api/spaces.go); the
+	// summary takes an access token but does not require one.
+	s.echo.GET("/_matrix/client/v1/rooms/:roomId/hierarchy", s.authenticate(s.hierarchy))
+	for _, p := range []string{
+		"/_matrix/client/v1/room_summary/:roomIdOrAlias",
+		"/_matrix/client/unstable/im.nheko.summary/summary/:roomIdOrAlias",
+		"/_matrix/client/unstable/im.nheko.summary/rooms/:roomIdOrAlias/summary",
+	} {
+		s.echo.GET(p, s.authenticateIfToken(s.roomSummaryHandler))
+	}
+	// timestamp_to_event exists only under v1 (api/context.go).
+	s.echo.GET("/_matrix/client/v1/rooms/:roomId/timestamp_to_event", s.authenticate(s.timestampToEvent))
+	// Relations and threads exist only under v1 (api/relations.go).
+	for _, p := range []string{
+		"/_matrix/client/v1/rooms/:roomId/relations/:eventId",
+		"/_matrix/client/v1/rooms/:roomId/relations/:eventId/:relType",
+		"/_matrix/client/v1/rooms/:roomId/relations/:eventId/:relType/:eventType",
+	} {
+		s.echo.GET(p, s.authenticate(s.relations))
+	}
+	s.echo.GET("/_matrix/client/v1/rooms/:roomId/threads", s.authenticate(s.threads))
 	s.echo.GET("/_matrix/client/versions", s.versions)
 	s.echo.GET("/.well-known/matrix/client", s.wellKnown)
 	// Unknown paths get echo's 404 and known paths with another method its

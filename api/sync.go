@@ -139,7 +139,7 @@ type leftRoom struct {
 }
 
 func (r *syncResponse) empty() bool {
-	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0
+	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0 && len(r.Rooms.Knock) == 0
 }
 
 func (s *Server) sync(c echo.Context) error {
@@ -264,9 +264,21 @@ func (s *Server) syncRoom(r pebble.Reader, req *syncRequest, head uint64, m room
 			return err
 		}
 		resp.Rooms.Invite[m.RoomID] = ir
+	case "knock":
+		if req.since != 0 && !changedMembership {
+			return nil
+		}
+		kr, err := knockState(r, m)
+		if err != nil {
+			return err
+		}
+		resp.Rooms.Knock[m.RoomID] = kr
 	case "leave", "ban":
 		if !changedMembership || (req.since == 0 && !req.filter.Room.IncludeLeave) {
 			return nil
+		}
+		if forgotten, err := rooms.IsForgotten(r, req.viewer.UserID, m.RoomID, m.Seq); err != nil || forgotten {
+			return err // a forgotten room is never in rooms.leave
 		}
 		lr, err := s.leftRoomTimeline(r, req, m)
 		if err != nil {
@@ -328,7 +340,12 @@ func (s *Server) roomTimeline(r pebble.Reader, req *syncRequest, roomID string, 
 	if len(evs) > 0 {
 		start = evs[0].Seq - 1
 	}
-	out := &roomSection{timeline: timeline{Events: req.viewer.renderAll(evs), Limited: limited, PrevBatch: formatToken(start)}}
+	// Timeline events carry their bundled aggregations (relations.go).
+	events, err := req.viewer.renderBundled(r, v, evs)
+	if err != nil {
+		return nil, err
+	}
+	out := &roomSection{timeline: timeline{Events: events, Limited: limited, PrevBatch: formatToken(start)}}
 	var state []*rooms.Event
 	switch {
 	case full:

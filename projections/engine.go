@@ -31,6 +31,7 @@ type Writer interface {
 	pebble.Reader
 	Set(key, value []byte, opts *pebble.WriteOptions) error
 	Delete(key []byte, opts *pebble.WriteOptions) error
+	DeleteRange(start, end []byte, opts *pebble.WriteOptions) error
 }
 
 const prefixVersion byte = 0x03 // 0x03 + name -> uint32 BE version

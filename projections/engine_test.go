@@ -93,7 +93,21 @@ func applyWorkload(t *testing.T, m *machine.Machine) {
 	do(machine.CmdFilter, users[1], "", &machine.CreateFilter{Filter: json.RawMessage(`{"presence":{"not_types":["*"]}}`)})
 	sk := ""
 	do(machine.CmdSendEvent, users[0], "D", &machine.SendEvent{RoomID: r1, Type: "m.room.topic", StateKey: &sk, Content: json.RawMessage(`{"topic":"t"}`)})
+	// A thread reply, for the relations projection.
+	root := do(machine.CmdSendEvent, users[0], "D", &machine.SendEvent{RoomID: r1, Type: "m.room.message", Content: json.RawMessage(`{"body":"root"}`)}).EventID
+	do(machine.CmdSendEvent, users[1], "D", &machine.SendEvent{RoomID: r1, Type: "m.room.message",
+		Content: json.RawMessage(`{"body":"reply","m.relates_to":{"rel_type":"m.thread","event_id":"` + root + `"}}`)})
 	do(machine.CmdMembership, users[2], "", &machine.Membership{RoomID: r1, Target: users[2], Membership: "leave"})
+	// The cluster registry and the data /sync carries.
+	do(machine.CmdNodeAnnounce, "", "", &machine.NodeAnnounce{NodeID: "n1", RaftAddr: "127.0.0.1:9008", URL: "http://127.0.0.1:8008"})
+	do(machine.CmdAccountData, users[0], "D", &machine.AccountData{Type: "org.example", Content: json.RawMessage(`{"a":1}`)})
+	do(machine.CmdReceipt, users[1], "D", &machine.Receipt{RoomID: r1, Type: "m.read", EventID: root})
+	do(machine.CmdTyping, users[1], "D", &machine.Typing{RoomID: r1, Typing: true, Timeout: 30000})
+	do(machine.CmdPresence, users[1], "D", &machine.Presence{Presence: "online"})
+	do(machine.CmdSendToDevice, users[0], "D", &machine.SendToDevice{Type: "m.test", TxnID: "1",
+		Messages: map[string]map[string]json.RawMessage{users[1]: {"*": json.RawMessage(`{"x":1}`)}}})
+	// A report, for the reports projection.
+	do(machine.CmdReport, users[1], "", &machine.Report{RoomID: r1, EventID: root, Reason: "test"})
 }
 
 func digestsOf(t *testing.T, r pebble.Reader) map[string][32]byte {

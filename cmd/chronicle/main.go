@@ -10,7 +10,10 @@ import (
 
 // commands maps each subcommand to its entry point.
 var commands = map[string]func(args []string) error{
-	"serve": serve,
+	"serve":   serve,
+	"cluster": clusterCmd,
+	"backup":  backupCmd,
+	"restore": restoreCmd,
 }
 
 func main() {

@@ -13,7 +13,7 @@ import (
 type Projection struct{}
 
 func (Projection) Name() string    { return "rooms" }
-func (Projection) Version() uint32 { return 2 }
+func (Projection) Version() uint32 { return 3 }
 func (Projection) Prefix() byte    { return Prefix }
 
 // pduFields are the PDU fields the projection reads.
@@ -29,6 +29,9 @@ type pduFields struct {
 
 // Apply folds one record.
 func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
+	if rec.Type == facts.TypeRoomForgotten {
+		return applyForgotten(w, rec)
+	}
 	if rec.Type != facts.TypeRoomEvent {
 		return nil
 	}
@@ -59,6 +62,14 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 		if err := applyState(w, f.RoomID, &ev); err != nil {
 			return err
 		}
+	}
+	// Redactions rewrite their target (redact.go); every event is indexed
+	// by timestamp (timestamps.go).
+	if err := foldRedaction(w, f.RoomID, f.RoomVersion, &ev); err != nil {
+		return err
+	}
+	if err := indexTimestamp(w, f.RoomID, &ev); err != nil {
+		return err
 	}
 	if err := projections.SetMsgpack(w, eventKey(f.RoomID, rec.Seq), &ev); err != nil {
 		return err

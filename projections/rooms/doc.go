@@ -11,4 +11,11 @@
 //
 // The PDU itself stays in the log record (fetch it by seq); this projection
 // stores the parts clients read, so rendering an event needs no PDU parse.
+//
+// Redactions rewrite the stored event in place (redact.go): what clients
+// read is the redacted form, with the redaction event kept for
+// unsigned.redacted_because, while the log keeps the original PDU. Two
+// smaller indexes serve the room-history endpoints: forgotten rooms per
+// (user, room) (forget.go) and events by (room, origin_server_ts)
+// (timestamps.go).
 package rooms

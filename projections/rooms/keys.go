@@ -13,6 +13,9 @@ const (
 	tagHistory byte = 'h' // h roomID type stateKey seq -> event ID
 	tagMember  byte = 'u' // u userID roomID -> Membership
 	tagTxn     byte = 'x' // x userID deviceID roomID txnID -> event ID
+	// Redaction and room-history endpoints (forget.go, timestamps.go).
+	tagForgotten byte = 'f' // f userID roomID -> uint64 BE membership seq forgotten at
+	tagTimestamp byte = 't' // t roomID ts^(1<<63) seq -> empty (timestamp_to_event)
 )
 
 func roomKey(roomID string) []byte { return projections.NewKey(Prefix, tagRoom).Str(roomID) }

@@ -33,6 +33,10 @@ type Event struct {
 	Depth         int64           `msgpack:"d"`
 	Seq           uint64          `msgpack:"q"`
 	RoomID        string          `msgpack:"-"`
+
+	// RedactedBecause is the redaction event that redacted this one (its
+	// content is then already redacted); see redact.go.
+	RedactedBecause *Event `msgpack:"rb,omitempty"`
 }
 
 // EventRef locates an event by its ID.

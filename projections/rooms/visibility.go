@@ -25,6 +25,10 @@ type Visibility struct {
 	userID  string
 	members []change
 	vis     []change
+
+	// forgotten: the user forgot the room (POST /forget) at their current
+	// membership, and may no longer read its history (forget.go).
+	forgotten bool
 }
 
 // LoadVisibility reads what the checks need for one user in one room.
@@ -36,6 +40,12 @@ func LoadVisibility(r pebble.Reader, roomID, userID string) (*Visibility, error)
 	}
 	if v.vis, err = stateHistory(r, roomID, "m.room.history_visibility", "", "history_visibility"); err != nil {
 		return nil, err
+	}
+	// Only a room one left (or was banned from) can be forgotten.
+	if n := len(v.members); n > 0 && (v.members[n-1].value == "leave" || v.members[n-1].value == "ban") {
+		if v.forgotten, err = IsForgotten(r, userID, roomID, v.members[n-1].seq); err != nil {
+			return nil, err
+		}
 	}
 	return v, nil
 }
@@ -107,6 +117,9 @@ func (v *Visibility) allowed(seq uint64, membership, hv string) bool {
 // for history_visibility events and the user's own membership events, the
 // state after it also counts, as the spec says.
 func (v *Visibility) CanSee(ev *Event) bool {
+	if v.forgotten {
+		return at(v.vis, ev.Seq-1) == "world_readable"
+	}
 	memBefore, hvBefore := at(v.members, ev.Seq-1), at(v.vis, ev.Seq-1)
 	if v.allowed(ev.Seq, memBefore, hvBefore) {
 		return true
@@ -141,6 +154,9 @@ func (v *Visibility) WorldReadable() bool {
 // joined or if the room is world-readable; the moment they left, if they
 // had been joined; 0 and false otherwise.
 func (v *Visibility) StateUpTo(head uint64) (uint64, bool) {
+	if v.forgotten && !v.WorldReadable() {
+		return 0, false
+	}
 	if v.Membership() == "join" || v.WorldReadable() {
 		return head, true
 	}

@@ -104,6 +104,8 @@ type CreateRoom struct {
 	CreationContent           json.RawMessage `msgpack:"cc"`
 	PowerLevelContentOverride json.RawMessage `msgpack:"pl"`
 	InitialState              []StateEvent    `msgpack:"s"`
+	// Alias is the full alias (#room_alias_name:server) to create.
+	Alias string `msgpack:"al"`
 }
 
 // SendEvent sends a message or state event (StateKey set) to a room.

@@ -23,23 +23,12 @@ func (x *applyCtx) createRoom() (*Result, error) {
 	if rej := x.payload(&p); rej != nil {
 		return &Result{Err: rej}, nil
 	}
-	if p.RoomVersion == "" {
-		p.RoomVersion = DefaultRoomVersion
+	version, newID, rej, err := x.newRoomTarget(p.RoomVersion, p.RoomID)
+	if err != nil || rej != nil {
+		return &Result{Err: rej}, err
 	}
-	if !slices.Contains(SupportedRoomVersions, p.RoomVersion) {
-		return &Result{Err: reject(KindUnsupportedRoomVersion, "room version %q is not supported", p.RoomVersion)}, nil
-	}
-	version := id.RoomVersion(p.RoomVersion)
+	p.RoomVersion, p.RoomID = string(version), newID
 	v12 := version.RoomIDIsCreateEventID()
-	if v12 {
-		p.RoomID = ""
-	} else if p.RoomID == "" {
-		return &Result{Err: reject(KindInvalidParam, "room ID missing for room version %s", p.RoomVersion)}, nil
-	} else if existing, err := rooms.GetRoom(x.b, p.RoomID); err != nil {
-		return nil, err
-	} else if existing != nil {
-		return &Result{Err: reject(KindBadState, "room ID %s is already in use", p.RoomID)}, nil
-	}
 	for _, u := range p.Invite {
 		if !ValidUserID(u) {
 			return &Result{Err: reject(KindInvalidParam, "invalid user ID %q in invite", u)}, nil
@@ -55,17 +44,14 @@ func (x *applyCtx) createRoom() (*Result, error) {
 	if preset != "private_chat" && preset != "public_chat" && preset != "trusted_private_chat" {
 		return &Result{Err: reject(KindBadJSON, "unknown preset %q", preset)}, nil
 	}
+	if rej, err := x.roomAliasFree(p.Alias); err != nil || rej != nil {
+		return &Result{Err: rej}, err
+	}
 
 	// 1. m.room.create
 	create, err := objectOf(p.CreationContent)
 	if err != nil {
 		return &Result{Err: reject(KindBadJSON, "creation_content: %v", err)}, nil
-	}
-	create["room_version"] = p.RoomVersion
-	if !version.CreatorInContent() {
-		delete(create, "creator")
-	} else {
-		create["creator"] = x.cmd.Actor
 	}
 	if v12 && preset == "trusted_private_chat" {
 		creators := stringList(create["additional_creators"])
@@ -78,21 +64,17 @@ func (x *applyCtx) createRoom() (*Result, error) {
 			create["additional_creators"] = creators
 		}
 	}
-	evID, roomID, rej, err := x.appendState(p.RoomID, version, "m.room.create", "", create)
+	// 1. m.room.create and 2. the creator's join
+	roomID, rej, err := x.openRoom(p.RoomID, version, create)
 	if err != nil || rej != nil {
 		return &Result{Err: rej}, err
 	}
-	_ = evID
 
 	state := func(evType, sk string, content any) (*Rejection, error) {
 		_, _, rej, err := x.appendState(roomID, version, evType, sk, content)
 		return rej, err
 	}
 	steps := []func() (*Rejection, error){
-		// 2. the creator joins
-		func() (*Rejection, error) {
-			return state("m.room.member", x.cmd.Actor, map[string]any{"membership": "join"})
-		},
 		// 3. power levels, with the override applied on top
 		func() (*Rejection, error) {
 			pl := defaultPowerLevels(x.cmd.Actor, v12, preset, p.Invite)
@@ -105,6 +87,8 @@ func (x *applyCtx) createRoom() (*Result, error) {
 			}
 			return state("m.room.power_levels", "", pl)
 		},
+		// 4. the alias of room_alias_name and its m.room.canonical_alias
+		func() (*Rejection, error) { return x.createRoomAlias(roomID, version, p.Alias) },
 		// 5. preset state
 		func() (*Rejection, error) {
 			joinRule, guest := "invite", "can_join"
@@ -125,6 +109,9 @@ func (x *applyCtx) createRoom() (*Result, error) {
 				content, err := objectOf(se.Content)
 				if err != nil {
 					return reject(KindBadJSON, "initial_state %s: %v", se.Type, err), nil
+				}
+				if rej, err := x.checkCanonicalAlias(roomID, se.Type, &se.StateKey, se.Content); rej != nil || err != nil {
+					return rej, err
 				}
 				if rej, err := state(se.Type, se.StateKey, content); rej != nil || err != nil {
 					return rej, err
@@ -163,7 +150,54 @@ func (x *applyCtx) createRoom() (*Result, error) {
 			return &Result{Err: rej}, err
 		}
 	}
+	if err := x.publishCreatedRoom(roomID, p.Visibility); err != nil {
+		return nil, err
+	}
 	return &Result{RoomID: roomID}, nil
+}
+
+// newRoomTarget checks the room version and room ID a new room is to get
+// (by /createRoom or an upgrade): the version must be supported ("" is the
+// default); versions 1-11 need an unused room ID chosen by the API node,
+// while v12+ derive it from the create event, so any given one is dropped.
+func (x *applyCtx) newRoomTarget(versionName, roomID string) (id.RoomVersion, string, *Rejection, error) {
+	if versionName == "" {
+		versionName = DefaultRoomVersion
+	}
+	if !slices.Contains(SupportedRoomVersions, versionName) {
+		return "", "", reject(KindUnsupportedRoomVersion, "room version %q is not supported", versionName), nil
+	}
+	version := id.RoomVersion(versionName)
+	if version.RoomIDIsCreateEventID() {
+		return version, "", nil, nil
+	}
+	if roomID == "" {
+		return "", "", reject(KindInvalidParam, "room ID missing for room version %s", versionName), nil
+	}
+	if existing, err := rooms.GetRoom(x.b, roomID); err != nil {
+		return "", "", nil, err
+	} else if existing != nil {
+		return "", "", reject(KindBadState, "room ID %s is already in use", roomID), nil
+	}
+	return version, roomID, nil, nil
+}
+
+// openRoom starts a new room: its m.room.create event, with room_version
+// (and, in versions that want it, creator) set over the given content,
+// then the creator's join. It returns the room ID.
+func (x *applyCtx) openRoom(roomID string, version id.RoomVersion, create map[string]any) (string, *Rejection, error) {
+	create["room_version"] = string(version)
+	if !version.CreatorInContent() {
+		delete(create, "creator")
+	} else {
+		create["creator"] = x.cmd.Actor
+	}
+	_, roomID, rej, err := x.appendState(roomID, version, "m.room.create", "", create)
+	if err != nil || rej != nil {
+		return "", rej, err
+	}
+	_, _, rej, err = x.appendState(roomID, version, "m.room.member", x.cmd.Actor, map[string]any{"membership": "join"})
+	return roomID, rej, err
 }
 
 // appendState authors a state event from a Go value.

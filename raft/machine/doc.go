@@ -19,4 +19,11 @@
 //
 // Goroutines: Apply and Publish run only on the FSM goroutine. View may be
 // called from any goroutine; Restore excludes it while it swaps the store.
+//
+// Events are not signed until federation brings a server signing key. The
+// one auth rule that reads a signature (a restricted join's
+// join_authorised_via_users_server must be signed by the authoriser's
+// server) is met for local authorisers by signing a transient copy with a
+// key derived from the server name, checked and discarded at once; the
+// stored PDU stays unsigned (see restricted.go).
 package machine

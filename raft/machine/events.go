@@ -70,7 +70,11 @@ func (x *applyCtx) appendEvent(ev *newEvent) (eventID, roomID string, rej *Rejec
 	if err != nil || rej != nil {
 		return "", "", rej, err
 	}
-	if err := eventauth.Authorize(ev.Version, p, authEvents, x.getEvents, noKeys); err != nil {
+	checked, getKey, err := x.authTarget(p, ev.Version)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if err := eventauth.Authorize(ev.Version, checked, authEvents, x.getEvents, getKey); err != nil {
 		return "", "", reject(KindForbidden, "%v", err), nil
 	}
 	raw, err := jsonv2.Marshal(p)
@@ -172,6 +176,9 @@ func (x *applyCtx) pduAt(eventID string, seq uint64) (*pdu.PDU, error) {
 	var p pdu.PDU
 	if err := jsonv2.Unmarshal(f.PDU, &p); err != nil {
 		return nil, fmt.Errorf("parse PDU at %d: %w", seq, err)
+	}
+	if err := x.redactLoaded(&p, f.RoomID, f.RoomVersion, seq); err != nil {
+		return nil, err
 	}
 	x.m.pdus.put(eventID, &p)
 	return &p, nil

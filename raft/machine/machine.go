@@ -12,11 +12,19 @@ import (
 
 	rlog "chronicle/log"
 	"chronicle/projections"
+	"chronicle/projections/accountdata"
 	"chronicle/projections/accounts"
 	"chronicle/projections/cluster"
+	"chronicle/projections/directory"
 	"chronicle/projections/facts"
 	"chronicle/projections/filters"
+	"chronicle/projections/presence"
+	"chronicle/projections/receipts"
+	"chronicle/projections/relations"
+	"chronicle/projections/reports"
 	"chronicle/projections/rooms"
+	"chronicle/projections/todevice"
+	"chronicle/projections/typing"
 )
 
 const prefixApplied byte = 0x04 // 0x04 -> last applied Raft index, uint64 BE
@@ -48,7 +56,8 @@ type Machine struct {
 
 // NewEngine returns the projections in their fixed apply order.
 func NewEngine() *projections.Engine {
-	e, err := projections.NewEngine(accounts.Projection{}, rooms.Projection{}, filters.Projection{}, cluster.Projection{})
+	e, err := projections.NewEngine(accounts.Projection{}, rooms.Projection{}, filters.Projection{}, cluster.Projection{}, directory.Projection{}, relations.Projection{},
+		accountdata.Projection{}, receipts.Projection{}, typing.Projection{}, presence.Projection{}, todevice.Projection{}, reports.Projection{})
 	if err != nil {
 		panic(err) // a programming error in the registration list
 	}
@@ -277,12 +286,29 @@ func (x *applyCtx) decide() (*Result, error) {
 		return x.sendEvent()
 	case CmdMembership:
 		return x.membership()
+	case CmdUpgradeRoom:
+		return x.upgradeRoom()
+	case CmdReport:
+		return x.report()
 	case CmdFilter:
 		return x.createFilter()
 	case CmdNodeAnnounce:
 		return x.nodeAnnounce()
 	case CmdNodeRemove:
 		return x.nodeRemove()
+	case CmdCreateAlias:
+		return x.createAlias()
+	case CmdDeleteAlias:
+		return x.deleteAlias()
+	case CmdSetRoomVisibility:
+		return x.setRoomVisibility()
+	case CmdRedact: // redact.go
+		return x.redact()
+	case CmdForgetRoom: // forget.go
+		return x.forgetRoom()
+	}
+	if res, ok, err := x.decideUserData(); ok {
+		return res, err
 	}
 	// An unknown type would make replicas diverge if skipped silently on
 	// some; refuse it the same way everywhere.

@@ -16,6 +16,11 @@ const (
 	KindUnsupportedRoomVersion
 	KindTooLarge
 	KindBadState
+	KindConflict  // 409 M_UNKNOWN: the resource exists (a room alias)
+	KindRoomInUse // createRoom's room_alias_name is taken
+	KindBadAlias  // a canonical alias that does not point to the room
+	// KindStillInRoom: 400 M_UNKNOWN, forgetting a room before leaving it.
+	KindStillInRoom
 )
 
 // Rejection is a command the domain refused. It is a decided outcome, the

@@ -49,6 +49,12 @@ func (x *applyCtx) sendEvent() (*Result, error) {
 	if p.Type == "m.room.create" {
 		return &Result{Err: reject(KindForbidden, "a room has exactly one m.room.create event")}, nil
 	}
+	if p.Type == "m.room.redaction" && p.StateKey == nil {
+		return x.redactFromSend(&p) // the redaction power rule applies (redact.go)
+	}
+	if rej, err := x.checkCanonicalAlias(p.RoomID, p.Type, p.StateKey, p.Content); err != nil || rej != nil {
+		return &Result{Err: rej}, err
+	}
 	evID, _, rej, err := x.appendEvent(&newEvent{
 		RoomID: p.RoomID, Version: version, Type: p.Type, StateKey: p.StateKey,
 		Content: json.RawMessage(p.Content), TxnID: p.TxnID,
@@ -65,7 +71,7 @@ func (x *applyCtx) membership() (*Result, error) {
 		return &Result{Err: rej}, nil
 	}
 	missing := KindForbidden
-	if p.Membership == "join" {
+	if p.Membership == "join" || p.Membership == "knock" {
 		missing = KindNotFound
 	}
 	version, rej, err := x.roomVersion(p.RoomID, missing)
@@ -109,6 +115,11 @@ func (x *applyCtx) membership() (*Result, error) {
 	}
 	if p.AvatarURL != "" {
 		content["avatar_url"] = p.AvatarURL
+	}
+	if membership == "join" {
+		if rej, err := x.authoriseRestrictedJoin(p.RoomID, version, p.Target, content); err != nil || rej != nil {
+			return &Result{Err: rej}, err
+		}
 	}
 	evID, _, rej, err := x.appendState(p.RoomID, version, "m.room.member", p.Target, content)
 	if err != nil || rej != nil {

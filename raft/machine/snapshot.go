@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -95,6 +96,12 @@ func (m *Machine) Restore(r io.Reader) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.db != nil {
+		// With the lock held no new snapshot can start; wait for those
+		// already handed out (a backup or Raft snapshot still streaming)
+		// rather than close the store under them.
+		if err := m.waitSnapshotsClosed(time.Minute); err != nil {
+			return err
+		}
 		if err := m.db.Close(); err != nil {
 			return fmt.Errorf("close state store for restore: %w", err)
 		}
@@ -254,4 +261,17 @@ func (quietLogger) Errorf(format string, args ...any) {
 func (quietLogger) Fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
 	os.Exit(1)
+}
+
+// waitSnapshotsClosed waits until no Pebble snapshot of the store is open.
+// It polls: a restore is rare and snapshots have no close hook to wait on.
+func (m *Machine) waitSnapshotsClosed(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for m.db.Metrics().Snapshots.Count > 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("restore: %d snapshots of the state store still open after %s", m.db.Metrics().Snapshots.Count, limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
 }

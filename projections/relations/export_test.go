@@ -1,0 +1,4 @@
+package relations
+
+// Unrelate exposes unrelate to the external tests.
+var Unrelate = unrelate
