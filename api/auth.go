@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/labstack/echo/v4"
@@ -70,6 +72,17 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		if sess == nil && s.catchUp(c.Request().Context()) {
+			// The token may be seconds old and minted through another
+			// node: look again once this node has caught up.
+			if err := s.state.View(func(r pebble.Reader) error {
+				var err error
+				sess, err = accounts.SessionByToken(r, hashToken(tok))
+				return err
+			}); err != nil {
+				return err
+			}
+		}
 		if sess == nil {
 			return &Error{Status: 401, Code: "M_UNKNOWN_TOKEN", Msg: "Unknown or expired access token", Extra: map[string]any{"soft_logout": false}}
 		}
@@ -81,4 +94,24 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 func requester(c echo.Context) *Requester {
 	r, _ := c.Get(requesterKey).(*Requester)
 	return r
+}
+
+// barrier is implemented by cluster nodes (raft.Node.Barrier).
+type barrier interface {
+	Barrier(ctx context.Context) error
+}
+
+// catchUpWait bounds a read barrier taken on behalf of a request.
+const catchUpWait = 3 * time.Second
+
+// catchUp brings this node up to the leader's commit index, reporting
+// whether it did (false on a single node without a cluster, or on error).
+func (s *Server) catchUp(ctx context.Context) bool {
+	b, ok := s.cfg.Cluster.(barrier)
+	if !ok || b == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	return b.Barrier(ctx) == nil
 }

@@ -84,6 +84,13 @@ func New(cfg Config, submit Submitter, state State) *Server {
 	e.Use(s.observeHTTP)
 	e.Use(unescapeParams)
 	s.echo = e
+	s.http = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+	}
 	s.routes()
 	s.adminRoutes()
 	return s
@@ -94,13 +101,6 @@ func (s *Server) Handler() http.Handler { return s.echo }
 
 // Serve serves on l until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	s.http = &http.Server{
-		Handler:           s.echo,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
-	}
 	err := s.http.Serve(l)
 	if err == http.ErrServerClosed {
 		return nil
@@ -111,9 +111,6 @@ func (s *Server) Serve(l net.Listener) error {
 // Shutdown stops accepting requests and waits for in-flight ones.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancelBase()
-	if s.http == nil {
-		return nil
-	}
 	return s.http.Shutdown(ctx)
 }
 

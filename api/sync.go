@@ -31,12 +31,14 @@ type syncFilter struct {
 }
 
 type syncRequest struct {
-	since     uint64
-	fullState bool
-	timeout   time.Duration
-	limit     int
-	filter    syncFilter
-	viewer    viewer
+	// setPresence is the presence a sync sets ("" for none).
+	setPresence string
+	since       uint64
+	fullState   bool
+	timeout     time.Duration
+	limit       int
+	filter      syncFilter
+	viewer      viewer
 }
 
 func (s *Server) parseSyncRequest(c echo.Context, r *Requester) (*syncRequest, error) {
@@ -47,6 +49,14 @@ func (s *Server) parseSyncRequest(c echo.Context, r *Requester) (*syncRequest, e
 			return nil, errInvalidParam("invalid since token")
 		}
 		req.since = seq
+	}
+	switch p := c.QueryParam("set_presence"); p {
+	case "":
+		req.setPresence = "online"
+	case "online", "unavailable", "offline":
+		req.setPresence = p
+	default:
+		return nil, errInvalidParam("set_presence must be online, unavailable or offline")
 	}
 	switch c.QueryParam("full_state") {
 	case "", "false":
@@ -91,8 +101,11 @@ func (s *Server) parseSyncRequest(c echo.Context, r *Requester) (*syncRequest, e
 
 // syncResponse is the spec's /sync response.
 type syncResponse struct {
-	NextBatch string    `json:"next_batch"`
-	Rooms     syncRooms `json:"rooms"`
+	NextBatch   string    `json:"next_batch"`
+	Rooms       syncRooms `json:"rooms"`
+	AccountData basicList `json:"account_data"`
+	Presence    basicList `json:"presence"`
+	ToDevice    basicList `json:"to_device"`
 }
 
 type syncRooms struct {
@@ -113,10 +126,11 @@ type timeline struct {
 }
 
 type joinedRoom struct {
-	State       eventList `json:"state"`
-	Timeline    timeline  `json:"timeline"`
-	Ephemeral   eventList `json:"ephemeral"`
-	AccountData eventList `json:"account_data"`
+	Summary     *syncSummary `json:"summary,omitempty"`
+	State       eventList    `json:"state"`
+	Timeline    timeline     `json:"timeline"`
+	Ephemeral   basicList    `json:"ephemeral"`
+	AccountData basicList    `json:"account_data"`
 }
 
 type strippedEvent struct {
@@ -135,11 +149,12 @@ type invitedRoom struct {
 type leftRoom struct {
 	State       eventList `json:"state"`
 	Timeline    timeline  `json:"timeline"`
-	AccountData eventList `json:"account_data"`
+	AccountData basicList `json:"account_data"`
 }
 
 func (r *syncResponse) empty() bool {
-	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0 && len(r.Rooms.Knock) == 0
+	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0 && len(r.Rooms.Knock) == 0 &&
+		len(r.AccountData.Events) == 0 && len(r.Presence.Events) == 0 && len(r.ToDevice.Events) == 0
 }
 
 func (s *Server) sync(c echo.Context) error {
@@ -149,6 +164,7 @@ func (s *Server) sync(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	deadline := time.Now().Add(req.timeout)
+	s.sideWrites(ctx, req)
 	for {
 		head, changed := s.state.Log().Changed()
 		// A token from the future (another node ahead of this one) waits
@@ -162,7 +178,8 @@ func (s *Server) sync(c echo.Context) error {
 				return c.JSON(http.StatusOK, resp)
 			}
 		} else if !time.Now().Before(deadline) {
-			return c.JSON(http.StatusOK, &syncResponse{NextBatch: formatToken(req.since), Rooms: newSyncRooms()})
+			return c.JSON(http.StatusOK, &syncResponse{NextBatch: formatToken(req.since), Rooms: newSyncRooms(),
+				AccountData: newBasicList(), Presence: newBasicList(), ToDevice: newBasicList()})
 		}
 		s.metrics.syncWaiters.Inc()
 		err := waitChange(ctx, changed, deadline)
@@ -216,19 +233,26 @@ func newSyncRooms() syncRooms {
 // buildSync assembles one response from one snapshot, so everything in it
 // is as of a single log position, which becomes next_batch.
 func (s *Server) buildSync(req *syncRequest) (*syncResponse, error) {
-	resp := &syncResponse{Rooms: newSyncRooms()}
+	resp := &syncResponse{Rooms: newSyncRooms(), AccountData: newBasicList(), Presence: newBasicList(), ToDevice: newBasicList()}
 	err := s.state.View(func(r pebble.Reader) error {
 		head, err := rlog.ReadHead(r)
 		if err != nil {
 			return err
 		}
 		resp.NextBatch = formatToken(head.Seq)
+		ud, err := loadUserData(r, req, head.Seq)
+		if err != nil {
+			return err
+		}
+		resp.AccountData.Events = append(resp.AccountData.Events, ud.global...)
+		resp.Presence.Events = append(resp.Presence.Events, ud.presence...)
+		resp.ToDevice.Events = append(resp.ToDevice.Events, ud.toDevice...)
 		memberships, err := rooms.UserRooms(r, req.viewer.UserID)
 		if err != nil {
 			return err
 		}
 		for _, m := range memberships {
-			if err := s.syncRoom(r, req, head.Seq, m, resp); err != nil {
+			if err := s.syncRoom(r, req, head.Seq, m, ud, resp); err != nil {
 				return err
 			}
 		}
@@ -237,7 +261,7 @@ func (s *Server) buildSync(req *syncRequest) (*syncResponse, error) {
 	return resp, err
 }
 
-func (s *Server) syncRoom(r pebble.Reader, req *syncRequest, head uint64, m rooms.UserRoom, resp *syncResponse) error {
+func (s *Server) syncRoom(r pebble.Reader, req *syncRequest, head uint64, m rooms.UserRoom, ud *userData, resp *syncResponse) error {
 	changedMembership := m.Seq > req.since
 	switch m.Membership.Membership {
 	case "join":
@@ -245,16 +269,32 @@ func (s *Server) syncRoom(r pebble.Reader, req *syncRequest, head uint64, m room
 		if err != nil || room == nil {
 			return err
 		}
-		if req.since != 0 && !changedMembership && room.LastSeq <= req.since && !req.fullState {
-			return nil // nothing new: the common case, one read per room
-		}
 		// A room joined since the token is new to the client: full state.
 		full := req.since == 0 || changedMembership || req.fullState
-		jr, err := s.roomTimeline(r, req, m.RoomID, req.since, head, full)
+		eph, err := ephemeral(r, req.viewer.UserID, m.RoomID, req.since, head, full)
 		if err != nil {
 			return err
 		}
-		resp.Rooms.Join[m.RoomID] = &joinedRoom{State: jr.state, Timeline: jr.timeline, Ephemeral: eventList{Events: []clientEvent{}}, AccountData: eventList{Events: []clientEvent{}}}
+		roomData := ud.perRoom[m.RoomID]
+		timelineChanged := full || room.LastSeq > req.since
+		if !timelineChanged && len(eph) == 0 && len(roomData) == 0 {
+			return nil // nothing new: the common case
+		}
+		jr := &roomSection{state: eventList{Events: []clientEvent{}}, timeline: timeline{Events: []clientEvent{}, PrevBatch: formatToken(head)}}
+		if timelineChanged {
+			if jr, err = s.roomTimeline(r, req, m.RoomID, req.since, head, full); err != nil {
+				return err
+			}
+		}
+		joined := &joinedRoom{State: jr.state, Timeline: jr.timeline, Ephemeral: newBasicList(), AccountData: newBasicList()}
+		joined.Ephemeral.Events = append(joined.Ephemeral.Events, eph...)
+		joined.AccountData.Events = append(joined.AccountData.Events, roomData...)
+		if full || hasStateChange(jr) {
+			if joined.Summary, err = summarize(r, m.RoomID, req.viewer.UserID); err != nil {
+				return err
+			}
+		}
+		resp.Rooms.Join[m.RoomID] = joined
 	case "invite":
 		if req.since != 0 && !changedMembership {
 			return nil
@@ -284,7 +324,9 @@ func (s *Server) syncRoom(r pebble.Reader, req *syncRequest, head uint64, m room
 		if err != nil {
 			return err
 		}
-		resp.Rooms.Leave[m.RoomID] = &leftRoom{State: lr.state, Timeline: lr.timeline, AccountData: eventList{Events: []clientEvent{}}}
+		left := &leftRoom{State: lr.state, Timeline: lr.timeline, AccountData: newBasicList()}
+		left.AccountData.Events = append(left.AccountData.Events, ud.perRoom[m.RoomID]...)
+		resp.Rooms.Leave[m.RoomID] = left
 	}
 	return nil
 }

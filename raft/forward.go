@@ -21,10 +21,11 @@ import (
 // one response, on pooled connections.
 
 const (
-	opSubmit   = "submit"
-	opJoin     = "join"
-	opRemove   = "remove"
-	opTransfer = "transfer"
+	opSubmit    = "submit"
+	opJoin      = "join"
+	opRemove    = "remove"
+	opTransfer  = "transfer"
+	opReadIndex = "read_index"
 
 	maxFrame = 64 << 20
 )
@@ -97,7 +98,22 @@ func (n *Node) serveForwards() {
 }
 
 func (n *Node) serveForwardConn(conn net.Conn) {
-	defer conn.Close()
+	n.connMu.Lock()
+	select {
+	case <-n.stop:
+		n.connMu.Unlock()
+		conn.Close()
+		return
+	default:
+	}
+	n.conns[conn] = struct{}{}
+	n.connMu.Unlock()
+	defer func() {
+		n.connMu.Lock()
+		delete(n.conns, conn)
+		n.connMu.Unlock()
+		conn.Close()
+	}()
 	r, w := bufio.NewReader(conn), bufio.NewWriter(conn)
 	for {
 		var req forwardRequest
@@ -131,6 +147,11 @@ func (n *Node) handleForward(req *forwardRequest) *forwardResponse {
 		return responseFor(nil, 0, n.removeLocal(ctx, req.NodeID))
 	case opTransfer:
 		return responseFor(nil, 0, n.transferLocal(req.NodeID))
+	case opReadIndex:
+		if !n.IsLeader() {
+			return &forwardResponse{Code: codeNotLeader, Err: "not the leader"}
+		}
+		return &forwardResponse{Code: codeOK, Index: n.raft.CommitIndex()}
 	}
 	return &forwardResponse{Code: codeFailed, Err: "unknown forward op " + req.Op}
 }
@@ -202,6 +223,9 @@ func (f *forwarder) call(ctx context.Context, addr string, req *forwardRequest) 
 		deadline = dl
 	}
 	conn.SetDeadline(deadline)
+	// A caller that gives up (the client went away) unblocks the read.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
 	w, r := bufio.NewWriter(conn), bufio.NewReader(conn)
 	if err := writeFrame(w, req); err != nil {
 		conn.Close()

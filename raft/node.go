@@ -63,8 +63,14 @@ type Node struct {
 
 	stop     chan struct{}
 	stopOnce sync.Once
-	wg       sync.WaitGroup
+
+	connMu sync.Mutex
+	conns  map[net.Conn]struct{} // accepted forwarding connections
+	wg     sync.WaitGroup
 }
+
+// maxNoLeaderWait bounds how long Submit waits for a leader to appear.
+const maxNoLeaderWait = 5 * time.Second
 
 // Errors Submit returns besides a *machine.Rejection.
 var (
@@ -98,7 +104,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, machine: m, stop: make(chan struct{}), metrics: newMetrics()}
+	n := &Node{cfg: cfg, machine: m, stop: make(chan struct{}), metrics: newMetrics(), conns: map[net.Conn]struct{}{}}
 	if err := n.start(); err != nil {
 		n.Close()
 		return nil, err
@@ -226,6 +232,9 @@ func (n *Node) Submit(ctx context.Context, cmd *machine.Command) (*machine.Resul
 	if err != nil {
 		return nil, err
 	}
+	// Without a leader for this long, give up early with ErrNoLeader: an
+	// election takes about a second, so longer means no quorum.
+	noLeaderSince := time.Time{}
 	for {
 		res, index, err := n.submitOnce(ctx, cmd, data)
 		if err == nil || !errors.Is(err, ErrNotLeader) {
@@ -240,6 +249,11 @@ func (n *Node) Submit(ctx context.Context, cmd *machine.Command) (*machine.Resul
 			return res, err
 		}
 		// Nothing was proposed: wait for a leader and try again.
+		if noLeaderSince.IsZero() {
+			noLeaderSince = time.Now()
+		} else if time.Since(noLeaderSince) > maxNoLeaderWait {
+			return nil, fmt.Errorf("submit %s: %w", cmd.Type, ErrNoLeader)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("submit %s: %w", cmd.Type, ErrNoLeader)
@@ -295,7 +309,18 @@ func (n *Node) applyLocal(ctx context.Context, cmd *machine.Command) (*machine.R
 	}
 	start := time.Now()
 	fut := n.raft.Apply(data, timeout)
-	if err := fut.Error(); err != nil {
+	// Wait for the future, but not past ctx: a Raft that shuts down right
+	// after taking the entry may never answer it.
+	done := make(chan error, 1)
+	go func() { done <- fut.Error() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return nil, 0, fmt.Errorf("%w: %v", ErrIndeterminate, ctx.Err())
+	case <-n.stop:
+		return nil, 0, fmt.Errorf("%w: node shutting down", ErrIndeterminate)
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, hraft.ErrNotLeader), errors.Is(err, hraft.ErrEnqueueTimeout):
 			// Never appended to the log.
@@ -365,6 +390,13 @@ func (n *Node) Close() error {
 	if n.fwd != nil {
 		n.fwd.closeAll()
 	}
+	// Accepted forwarding connections would otherwise keep serving (and
+	// proposing to a stopped Raft) after the listener closed.
+	n.connMu.Lock()
+	for c := range n.conns {
+		c.Close()
+	}
+	n.connMu.Unlock()
 	n.wg.Wait()
 	if n.store != nil {
 		errs = append(errs, n.store.Close())

@@ -225,13 +225,20 @@ func Events(r pebble.Reader, roomID string, after, upTo uint64, limit int, backw
 
 // JoinedMembers lists the user IDs whose current membership is join.
 func JoinedMembers(r pebble.Reader, roomID string) ([]string, error) {
+	by, err := MembersByMembership(r, roomID)
+	return by["join"], err
+}
+
+// MembersByMembership groups the room's members (every user with a member
+// event) by their current membership, each list in user ID order.
+func MembersByMembership(r pebble.Reader, roomID string) (map[string][]string, error) {
 	p := projections.Key(statePrefix(roomID)).Str("m.room.member")
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
 	if err != nil {
 		return nil, fmt.Errorf("members of %s: %w", roomID, err)
 	}
 	defer it.Close()
-	var out []string
+	out := map[string][]string{}
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()[len(p):]
 		userID := string(k[:len(k)-1])
@@ -239,8 +246,8 @@ func JoinedMembers(r pebble.Reader, roomID string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if m != nil && m.Membership == "join" {
-			out = append(out, userID)
+		if m != nil {
+			out[m.Membership] = append(out[m.Membership], userID)
 		}
 	}
 	return out, it.Error()

@@ -89,11 +89,11 @@ func TxnSeen(r pebble.Reader, sender, device, txn string) (bool, error) {
 	return true, nil
 }
 
-// Pending returns up to limit messages for a device with seq <= upTo, and
-// whether the device has any at or before after (unacknowledged).
-func Pending(r pebble.Reader, user, device string, upTo uint64, limit int) ([]Message, error) {
+// Pending returns up to limit messages for a device with after < seq <=
+// upTo.
+func Pending(r pebble.Reader, user, device string, after, upTo uint64, limit int) ([]Message, error) {
 	p := inboxPrefix(user, device)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.U64(upTo + 1)})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p.U64(after + 1), UpperBound: p.U64(upTo + 1)})
 	if err != nil {
 		return nil, fmt.Errorf("to-device inbox: %w", err)
 	}

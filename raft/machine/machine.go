@@ -102,8 +102,16 @@ func (m *Machine) open() error {
 			return fmt.Errorf("rebuild projections: %w", err)
 		}
 	}
-	l, err := rlog.Open(db)
-	if err != nil {
+	// The Log value is created once and reset on a restore, never
+	// replaced: readers hold it (and its wake-up channel) without a lock.
+	if m.log == nil {
+		l, err := rlog.Open(db)
+		if err != nil {
+			db.Close()
+			return err
+		}
+		m.log = l
+	} else if err := m.log.Reset(db); err != nil {
 		db.Close()
 		return err
 	}
@@ -112,7 +120,7 @@ func (m *Machine) open() error {
 		db.Close()
 		return err
 	}
-	m.db, m.log, m.applied = db, l, applied
+	m.db, m.applied = db, applied
 	return nil
 }
 

@@ -120,19 +120,7 @@ func (m *Machine) Restore(r io.Reader) error {
 	if err := os.RemoveAll(old); err != nil {
 		return fmt.Errorf("remove old state: %w", err)
 	}
-	prevLog := m.log
-	if err := m.open(); err != nil {
-		return err
-	}
-	// Keep the Log value that readers already hold, so their waits see
-	// the restored head.
-	if prevLog != nil {
-		if err := prevLog.Reset(m.db); err != nil {
-			return err
-		}
-		m.log = prevLog
-	}
-	return nil
+	return m.open()
 }
 
 func loadSnapshot(dir string, r io.Reader) error {

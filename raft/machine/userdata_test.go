@@ -74,7 +74,7 @@ func TestToDeviceIdempotentAndAcknowledged(t *testing.T) {
 	}
 	view(t, m, func(r pebble.Reader) {
 		for _, d := range []string{"Dbob", "Dbob2"} {
-			got, _ := todevice.Pending(r, uid("bob"), d, head.Seq, 100)
+			got, _ := todevice.Pending(r, uid("bob"), d, 0, head.Seq, 100)
 			if len(got) != 1 || got[0].Sender != uid("alice") {
 				t.Fatalf("device %s inbox %+v", d, got)
 			}
@@ -82,10 +82,10 @@ func TestToDeviceIdempotentAndAcknowledged(t *testing.T) {
 	})
 	w.ok(CmdToDeviceAck, uid("bob"), "Dbob", &ToDeviceAck{UpTo: head.Seq})
 	view(t, m, func(r pebble.Reader) {
-		if got, _ := todevice.Pending(r, uid("bob"), "Dbob", 1<<62, 100); len(got) != 0 {
+		if got, _ := todevice.Pending(r, uid("bob"), "Dbob", 0, 1<<62, 100); len(got) != 0 {
 			t.Fatalf("acknowledged messages still pending: %+v", got)
 		}
-		if got, _ := todevice.Pending(r, uid("bob"), "Dbob2", 1<<62, 100); len(got) != 1 {
+		if got, _ := todevice.Pending(r, uid("bob"), "Dbob2", 0, 1<<62, 100); len(got) != 1 {
 			t.Fatalf("the other device lost its message: %+v", got)
 		}
 	})
