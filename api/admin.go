@@ -65,6 +65,14 @@ func (s *Server) adminRoutes() {
 		{http.MethodPost, "/cluster/snapshot", s.clusterSnapshot, true},
 		{http.MethodGet, "/backup", s.backup, true},
 		{http.MethodGet, "/reports", s.listReports, true},
+		// Auditing: verify, records, trails, point in time (api/audit.go).
+		{http.MethodGet, "/audit/head", s.auditHead, true},
+		{http.MethodGet, "/audit/verify", s.auditVerify, true},
+		{http.MethodGet, "/audit/records", s.auditRecords, true},
+		{http.MethodGet, "/audit/trail/user/:userId", s.auditTrailUser, true},
+		{http.MethodGet, "/audit/trail/room/:roomId", s.auditTrailRoom, true},
+		{http.MethodGet, "/audit/at/:position/room/:roomId/:what", s.auditRoomAt, true},
+		{http.MethodGet, "/audit/at/:position/user/:userId/:what", s.auditUserAt, true},
 	}
 	for _, rt := range admin {
 		g.Add(rt.method, rt.path, s.requireAdmin(rt.handler))

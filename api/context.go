@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -75,130 +74,6 @@ func (s *Server) getEvent(c echo.Context) error {
 	return c.JSON(http.StatusOK, viewer{UserID: r.UserID, DeviceID: r.DeviceID}.render(ev))
 }
 
-// contextEventFilter is the part of the spec's RoomEventFilter that
-// /context honours: event types and senders (with "*" wildcards in
-// types), contains_url and lazy_load_members. Its limit is ignored: the
-// limit query parameter governs /context.
-type contextEventFilter struct {
-	Types           *[]string `json:"types"`
-	NotTypes        []string  `json:"not_types"`
-	Senders         *[]string `json:"senders"`
-	NotSenders      []string  `json:"not_senders"`
-	ContainsURL     *bool     `json:"contains_url"`
-	LazyLoadMembers bool      `json:"lazy_load_members"`
-}
-
-// parseContextFilter reads ?filter: a JSON RoomEventFilter.
-func parseContextFilter(c echo.Context) (*contextEventFilter, error) {
-	f := &contextEventFilter{}
-	raw := strings.TrimSpace(c.QueryParam("filter"))
-	if raw == "" {
-		return f, nil
-	}
-	if err := decodeJSON([]byte(raw), f, false); err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
-// globMatch matches a filter pattern where '*' stands for any run of
-// characters.
-func globMatch(pattern, s string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == s
-	}
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, p)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(p):]
-	}
-	return strings.HasSuffix(s, parts[len(parts)-1])
-}
-
-func anyGlob(patterns []string, s string) bool {
-	for _, p := range patterns {
-		if globMatch(p, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// keep reports whether the filter lets ev through.
-func (f *contextEventFilter) keep(ev *rooms.Event) bool {
-	if anyGlob(f.NotTypes, ev.Type) || (f.Types != nil && !anyGlob(*f.Types, ev.Type)) {
-		return false
-	}
-	for _, u := range f.NotSenders {
-		if u == ev.Sender {
-			return false
-		}
-	}
-	if f.Senders != nil {
-		found := false
-		for _, u := range *f.Senders {
-			found = found || u == ev.Sender
-		}
-		if !found {
-			return false
-		}
-	}
-	if f.ContainsURL != nil {
-		var c struct {
-			URL json.RawMessage `json:"url"`
-		}
-		_ = json.Unmarshal(ev.Content, &c)
-		var url string
-		hasURL := json.Unmarshal(c.URL, &url) == nil
-		if hasURL != *f.ContainsURL {
-			return false
-		}
-	}
-	return true
-}
-
-// maxFilterRounds bounds how many pages of visible events one side of a
-// /context scans for events that pass the filter.
-const maxFilterRounds = 20
-
-// filteredEvents returns up to limit events in (after, upTo] that the user
-// may see and the filter keeps, nearest first (latest first when backward),
-// and the position of the last event examined (0 if none).
-func filteredEvents(r pebble.Reader, v *rooms.Visibility, f *contextEventFilter, roomID string, after, upTo uint64, limit int, backward bool) ([]*rooms.Event, uint64, error) {
-	var out []*rooms.Event
-	var lastSeen uint64
-	for round := 0; round < maxFilterRounds && len(out) < limit && upTo > after; round++ {
-		evs, last, more, err := rooms.VisibleEvents(r, v, roomID, after, upTo, limit-len(out), backward)
-		if err != nil {
-			return nil, 0, err
-		}
-		for _, ev := range evs {
-			if f.keep(ev) {
-				out = append(out, ev)
-			}
-		}
-		if last != 0 {
-			lastSeen = last
-		}
-		if !more || last == 0 {
-			break
-		}
-		if backward {
-			upTo = last - 1
-		} else {
-			after = last
-		}
-	}
-	return out, lastSeen, nil
-}
-
 // eventContext is GET /rooms/{roomId}/context/{eventId}: up to limit
 // events around the event (half before, the rest after, as Synapse
 // splits), each filtered by visibility and the filter, and the state at
@@ -213,7 +88,7 @@ func (s *Server) eventContext(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	filter, err := parseContextFilter(c)
+	filter, err := s.resolveRoomEventFilter(requester(c).UserID, c.QueryParam("filter"))
 	if err != nil {
 		return err
 	}
@@ -233,10 +108,10 @@ func (s *Server) eventContext(c echo.Context) error {
 		}
 		nBefore := limit / 2
 		var lastBefore, lastAfter uint64
-		if before, lastBefore, err = filteredEvents(rd, v, filter, roomID, 0, ev.Seq-1, nBefore, true); err != nil {
+		if before, lastBefore, _, err = filter.scan(rd, v, roomID, 0, ev.Seq-1, nBefore, true, nil); err != nil {
 			return err
 		}
-		if after, lastAfter, err = filteredEvents(rd, v, filter, roomID, ev.Seq, head.Seq, limit-nBefore, false); err != nil {
+		if after, lastAfter, _, err = filter.scan(rd, v, roomID, ev.Seq, head.Seq, limit-nBefore, false, nil); err != nil {
 			return err
 		}
 		start, end = ev.Seq-1, ev.Seq
@@ -273,7 +148,7 @@ func (s *Server) eventContext(c echo.Context) error {
 
 // contextState applies the filter to the state, and with lazy-loading
 // keeps only the member events of the returned events' senders.
-func contextState(all []*rooms.Event, f *contextEventFilter, ev *rooms.Event, before, after []*rooms.Event) []*rooms.Event {
+func contextState(all []*rooms.Event, f *roomEventFilter, ev *rooms.Event, before, after []*rooms.Event) []*rooms.Event {
 	senders := map[string]bool{ev.Sender: true}
 	for _, e := range before {
 		senders[e.Sender] = true
@@ -286,7 +161,7 @@ func contextState(all []*rooms.Event, f *contextEventFilter, ev *rooms.Event, be
 		if f.LazyLoadMembers && e.Type == "m.room.member" && !senders[*e.StateKey] {
 			continue
 		}
-		if f.keep(e) {
+		if f.matchesEvent(e) {
 			out = append(out, e)
 		}
 	}

@@ -18,6 +18,10 @@ type clientEvent struct {
 	Type           string          `json:"type"`
 	Redacts        string          `json:"redacts,omitempty"`
 	Unsigned       unsignedData    `json:"unsigned"`
+
+	// shaped, when set, is the JSON sent instead: the event as a filter's
+	// event_format and event_fields reshaped it (filters_render.go).
+	shaped json.RawMessage
 }
 
 type unsignedData struct {

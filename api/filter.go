@@ -30,8 +30,7 @@ func (s *Server) createFilter(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var f syncFilter
-	if err := decodeJSON(raw, &f, false); err != nil {
+	if _, err := parseFilter(raw); err != nil { // filters.go: M_BAD_JSON / M_INVALID_PARAM
 		return err
 	}
 	var compact bytes.Buffer

@@ -36,6 +36,10 @@ func (s *Server) messages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	filter, err := s.resolveRoomEventFilter(requester(c).UserID, c.QueryParam("filter"))
+	if err != nil {
+		return err
+	}
 	var from, to uint64
 	var hasFrom, hasTo bool
 	if v := c.QueryParam("from"); v != "" {
@@ -55,6 +59,8 @@ func (s *Server) messages(c echo.Context) error {
 	}
 	r := requester(c)
 	var chunk []clientEvent // with bundled aggregations, from the same snapshot
+	// state is the lazy-loaded members of the chunk's senders.
+	var state []*rooms.Event
 	var start, end string
 	err = s.state.View(func(rd pebble.Reader) error {
 		v, upTo, err := readableState(rd, r.UserID, roomID)
@@ -85,9 +91,14 @@ func (s *Server) messages(c echo.Context) error {
 				until = min(until, to)
 			}
 		}
-		evs, last, more, err := rooms.VisibleEvents(rd, v, roomID, after, until, limit, backward)
+		evs, last, more, err := filter.scan(rd, v, roomID, after, until, limit, backward, nil)
 		if err != nil {
 			return err
+		}
+		if filter.LazyLoadMembers {
+			if state, err = chunkMembers(rd, roomID, evs); err != nil {
+				return err
+			}
 		}
 		if chunk, err = (viewer{UserID: r.UserID, DeviceID: r.DeviceID}).renderBundled(rd, v, evs); err != nil {
 			return err
@@ -110,6 +121,9 @@ func (s *Server) messages(c echo.Context) error {
 	}
 	if end != "" {
 		resp["end"] = end
+	}
+	if len(state) > 0 {
+		resp["state"] = (viewer{UserID: r.UserID, DeviceID: r.DeviceID}).renderAll(state)
 	}
 	return c.JSON(http.StatusOK, resp)
 }

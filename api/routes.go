@@ -95,6 +95,20 @@ func (s *Server) routes() {
 		{http.MethodGet, "/presence/:userId/status", s.getPresence, true},
 		{http.MethodPut, "/presence/:userId/status", s.putPresence, true},
 		{http.MethodPut, "/sendToDevice/:eventType/:txnId", s.sendToDevice, true},
+
+		// Push rules and notifications (api/pushrules.go, api/notifications.go).
+		{http.MethodGet, "/pushrules", s.getPushRules, true},
+		{http.MethodGet, "/pushrules/", s.getPushRules, true},
+		{http.MethodGet, "/pushrules/:scope/", s.getPushRulesScope, true},
+		{http.MethodGet, "/pushrules/:scope", s.getPushRulesScope, true},
+		{http.MethodGet, "/pushrules/:scope/:kind/:ruleId", s.getPushRule, true},
+		{http.MethodPut, "/pushrules/:scope/:kind/:ruleId", s.putPushRule, true},
+		{http.MethodDelete, "/pushrules/:scope/:kind/:ruleId", s.deletePushRule, true},
+		{http.MethodGet, "/pushrules/:scope/:kind/:ruleId/enabled", s.getPushRuleEnabled, true},
+		{http.MethodPut, "/pushrules/:scope/:kind/:ruleId/enabled", s.putPushRuleEnabled, true},
+		{http.MethodGet, "/pushrules/:scope/:kind/:ruleId/actions", s.getPushRuleActions, true},
+		{http.MethodPut, "/pushrules/:scope/:kind/:ruleId/actions", s.putPushRuleActions, true},
+		{http.MethodGet, "/notifications", s.notificationsList, true},
 	}
 	for _, prefix := range []string{"/_matrix/client/v3", "/_matrix/client/r0"} {
 		for _, rt := range table {

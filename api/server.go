@@ -57,6 +57,12 @@ type Server struct {
 	// long-polls return at once instead of holding shutdown up.
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
+	// lazyMembers remembers the member events lazy-loading syncs sent
+	// to each device (filters_lazy.go).
+	lazyMembers lazyMemberCache
+	// syncFeed holds the latest sync stream entries for parked
+	// long-polls (sync_stream.go).
+	syncFeed changeFeed
 }
 
 // New builds the server and its route table.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -20,16 +19,6 @@ const (
 	maxSyncTimeout       = 5 * time.Minute
 )
 
-// syncFilter is the part of the spec's Filter that sync honours so far.
-type syncFilter struct {
-	Room struct {
-		Timeline struct {
-			Limit *int `json:"limit"`
-		} `json:"timeline"`
-		IncludeLeave bool `json:"include_leave"`
-	} `json:"room"`
-}
-
 type syncRequest struct {
 	// setPresence is the presence a sync sets ("" for none).
 	setPresence string
@@ -37,8 +26,13 @@ type syncRequest struct {
 	fullState   bool
 	timeout     time.Duration
 	limit       int
-	filter      syncFilter
+	filter      syncFilter // the spec's Filter (filters.go, filters_sync.go)
 	viewer      viewer
+	// stateAfter is use_state_after=true (MSC4222): state_after instead
+	// of state.
+	stateAfter bool
+	// lazy is set when room.state.lazy_load_members is (filters_lazy.go).
+	lazy *lazyTracker
 }
 
 func (s *Server) parseSyncRequest(c echo.Context, r *Requester) (*syncRequest, error) {
@@ -74,27 +68,8 @@ func (s *Server) parseSyncRequest(c echo.Context, r *Requester) (*syncRequest, e
 		// Duration and wrap negative.
 		req.timeout = time.Duration(min(ms, maxSyncTimeout.Milliseconds())) * time.Millisecond
 	}
-	if f := strings.TrimSpace(c.QueryParam("filter")); f != "" {
-		raw := []byte(f)
-		if !strings.HasPrefix(f, "{") {
-			stored, err := s.lookupFilter(r.UserID, f)
-			if err != nil {
-				return nil, err
-			}
-			if stored == nil {
-				return nil, errInvalidParam("unknown filter ID " + f)
-			}
-			raw = stored
-		}
-		if err := decodeJSON(raw, &req.filter, false); err != nil {
-			return nil, err
-		}
-		if l := req.filter.Room.Timeline.Limit; l != nil {
-			if *l < 0 {
-				return nil, errInvalidParam("timeline limit must not be negative")
-			}
-			req.limit = min(*l, maxPageLimit)
-		}
+	if err := s.parseSyncFilter(c, r, req); err != nil {
+		return nil, err
 	}
 	return req, nil
 }
@@ -127,10 +102,14 @@ type timeline struct {
 
 type joinedRoom struct {
 	Summary     *syncSummary `json:"summary,omitempty"`
-	State       eventList    `json:"state"`
+	State       eventList    `json:"state,omitzero"`        // omitted with use_state_after
+	StateAfter  *eventList   `json:"state_after,omitempty"` // MSC4222
 	Timeline    timeline     `json:"timeline"`
 	Ephemeral   basicList    `json:"ephemeral"`
 	AccountData basicList    `json:"account_data"`
+	// Notification counts (api/notifications.go).
+	UnreadNotifications       *unreadCounts            `json:"unread_notifications,omitempty"`
+	UnreadThreadNotifications map[string]*unreadCounts `json:"unread_thread_notifications,omitempty"`
 }
 
 type strippedEvent struct {
@@ -147,9 +126,12 @@ type invitedRoom struct {
 }
 
 type leftRoom struct {
-	State       eventList `json:"state"`
+	State       eventList `json:"state,omitzero"` // omitted with use_state_after
 	Timeline    timeline  `json:"timeline"`
 	AccountData basicList `json:"account_data"`
+
+	// StateAfter replaces State with use_state_after (MSC4222).
+	StateAfter *eventList `json:"state_after,omitempty"`
 }
 
 func (r *syncResponse) empty() bool {
@@ -165,11 +147,12 @@ func (s *Server) sync(c echo.Context) error {
 	ctx := c.Request().Context()
 	deadline := time.Now().Add(req.timeout)
 	s.sideWrites(ctx, req)
+	wake := s.newWakeFilter(req) // sync_stream.go
 	for {
 		head, changed := s.state.Log().Changed()
 		// A token from the future (another node ahead of this one) waits
 		// for this node to catch up rather than going backwards.
-		if head.Seq >= req.since {
+		if head.Seq >= req.since && !wake.skip(head.Seq, deadline) {
 			resp, err := s.buildSync(req)
 			if err != nil {
 				return err
@@ -177,6 +160,7 @@ func (s *Server) sync(c echo.Context) error {
 			if !resp.empty() || req.since == 0 || req.fullState || !time.Now().Before(deadline) {
 				return c.JSON(http.StatusOK, resp)
 			}
+			wake.built(resp)
 		} else if !time.Now().Before(deadline) {
 			return c.JSON(http.StatusOK, &syncResponse{NextBatch: formatToken(req.since), Rooms: newSyncRooms(),
 				AccountData: newBasicList(), Presence: newBasicList(), ToDevice: newBasicList()})
@@ -247,7 +231,7 @@ func (s *Server) buildSync(req *syncRequest) (*syncResponse, error) {
 		resp.AccountData.Events = append(resp.AccountData.Events, ud.global...)
 		resp.Presence.Events = append(resp.Presence.Events, ud.presence...)
 		resp.ToDevice.Events = append(resp.ToDevice.Events, ud.toDevice...)
-		memberships, err := rooms.UserRooms(r, req.viewer.UserID)
+		memberships, err := syncMemberships(r, req, head.Seq, ud)
 		if err != nil {
 			return err
 		}
@@ -262,6 +246,9 @@ func (s *Server) buildSync(req *syncRequest) (*syncResponse, error) {
 }
 
 func (s *Server) syncRoom(r pebble.Reader, req *syncRequest, head uint64, m rooms.UserRoom, ud *userData, resp *syncResponse) error {
+	if !req.filter.Room.includesRoom(m.RoomID) {
+		return nil // room.rooms / room.not_rooms apply before anything else
+	}
 	changedMembership := m.Seq > req.since
 	switch m.Membership.Membership {
 	case "join":
@@ -293,6 +280,12 @@ func (s *Server) syncRoom(r pebble.Reader, req *syncRequest, head uint64, m room
 			if joined.Summary, err = summarize(r, m.RoomID, req.viewer.UserID); err != nil {
 				return err
 			}
+		}
+		if err := addUnreadCounts(r, req, m.RoomID, joined); err != nil {
+			return err
+		}
+		if keep, err := s.finishJoinedRoom(r, req, m.RoomID, full, joined); err != nil || !keep {
+			return err
 		}
 		resp.Rooms.Join[m.RoomID] = joined
 	case "invite":
@@ -326,6 +319,9 @@ func (s *Server) syncRoom(r pebble.Reader, req *syncRequest, head uint64, m room
 		}
 		left := &leftRoom{State: lr.state, Timeline: lr.timeline, AccountData: newBasicList()}
 		left.AccountData.Events = append(left.AccountData.Events, ud.perRoom[m.RoomID]...)
+		if err := s.finishLeftRoom(r, req, m.RoomID, left); err != nil {
+			return err
+		}
 		resp.Rooms.Leave[m.RoomID] = left
 	}
 	return nil
@@ -358,48 +354,11 @@ type roomSection struct {
 	timeline timeline
 }
 
-// roomTimeline returns the last events in (since, upTo] up to the limit,
-// and the state the client needs before them: the full state at the start
-// of the timeline when full, else the state changes in the gap a limited
-// timeline skipped.
+// roomTimeline returns the last events in (since, upTo] that pass the
+// request's filter, up to the limit, and the state the client needs with
+// them; filteredRoomTimeline (filters_sync.go) has the rules.
 func (s *Server) roomTimeline(r pebble.Reader, req *syncRequest, roomID string, since, upTo uint64, full bool) (*roomSection, error) {
-	after := since
-	if full {
-		after = 0
-	}
-	v, err := rooms.LoadVisibility(r, roomID, req.viewer.UserID)
-	if err != nil {
-		return nil, err
-	}
-	evs, _, limited, err := rooms.VisibleEvents(r, v, roomID, after, upTo, req.limit, true)
-	if err != nil {
-		return nil, err
-	}
-	for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
-		evs[i], evs[j] = evs[j], evs[i]
-	}
-	start := upTo // position just before the timeline
-	if len(evs) > 0 {
-		start = evs[0].Seq - 1
-	}
-	// Timeline events carry their bundled aggregations (relations.go).
-	events, err := req.viewer.renderBundled(r, v, evs)
-	if err != nil {
-		return nil, err
-	}
-	out := &roomSection{timeline: timeline{Events: events, Limited: limited, PrevBatch: formatToken(start)}}
-	var state []*rooms.Event
-	switch {
-	case full:
-		state, err = rooms.StateAt(r, roomID, start)
-	case limited:
-		state, err = stateChanges(r, roomID, since, start)
-	}
-	if err != nil {
-		return nil, err
-	}
-	out.state = eventList{Events: req.viewer.renderAll(state)}
-	return out, nil
+	return s.filteredRoomTimeline(r, req, roomID, since, upTo, full)
 }
 
 // stateChanges returns the latest state event per (type, state_key) among

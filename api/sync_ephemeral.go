@@ -113,6 +113,12 @@ func loadUserData(r pebble.Reader, req *syncRequest, head uint64) (*userData, er
 			ud.perRoom[it.RoomID] = append(ud.perRoom[it.RoomID], ev)
 		}
 	}
+	// m.push_rules is server-controlled global account data (notifications.go).
+	if ev, err := pushRulesEvent(r, req.viewer.UserID, after); err != nil {
+		return nil, err
+	} else if ev != nil {
+		ud.global = append(ud.global, *ev)
+	}
 	users, err := presence.ChangedUsers(r, after, head)
 	if err != nil {
 		return nil, err
@@ -142,6 +148,7 @@ func loadUserData(r pebble.Reader, req *syncRequest, head uint64) (*userData, er
 	for _, m := range msgs {
 		ud.toDevice = append(ud.toDevice, basicEvent{Type: m.Type, Content: m.Content, Sender: m.Sender})
 	}
+	req.filterUserData(ud, head) // account_data, presence filters (filters_sync.go)
 	return ud, nil
 }
 

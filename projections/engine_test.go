@@ -108,6 +108,10 @@ func applyWorkload(t *testing.T, m *machine.Machine) {
 		Messages: map[string]map[string]json.RawMessage{users[1]: {"*": json.RawMessage(`{"x":1}`)}}})
 	// A report, for the reports projection.
 	do(machine.CmdReport, users[1], "", &machine.Report{RoomID: r1, EventID: root, Reason: "test"})
+	// A push rule, for the pushrules projection (the messages above fill
+	// the notifications projection).
+	do(machine.CmdPushRulePut, users[1], "D", &machine.PushRulePut{Kind: "override", RuleID: "quiet", Actions: json.RawMessage(`[]`),
+		Conditions: json.RawMessage(`[{"kind":"event_match","key":"content.body","pattern":"shh"}]`)})
 }
 
 func digestsOf(t *testing.T, r pebble.Reader) map[string][32]byte {

@@ -46,6 +46,10 @@ type Config struct {
 	// SnapshotThreshold is how many log entries trigger an automatic
 	// snapshot (0: hashicorp/raft's default).
 	SnapshotThreshold uint64
+	// CheckpointEvery is stamped into every command this node submits: the
+	// state machine appends a checkpoint record each time a command's
+	// records cross a multiple of it (0: none). See machine/audit.go.
+	CheckpointEvery uint64
 }
 
 // Node is one Chronicle server's Raft member and state machine.
@@ -227,6 +231,9 @@ func (n *Node) Submit(ctx context.Context, cmd *machine.Command) (*machine.Resul
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
+	}
+	if cmd.CheckpointEvery == 0 {
+		cmd.CheckpointEvery = n.cfg.CheckpointEvery
 	}
 	data, err := cmd.Encode()
 	if err != nil {

@@ -30,6 +30,9 @@ type Server struct {
 	listener net.Listener
 	done     chan error
 	join     bool
+	// CheckpointEvery is the node's checkpoint interval (0: none); set it
+	// through StartCheckpointing.
+	CheckpointEvery uint64
 }
 
 // Start runs a single-node server on dir (t.TempDir() if empty). It is
@@ -87,6 +90,7 @@ func (s *Server) start() {
 	node, err := raft.Open(raft.Config{
 		NodeID: s.ID, DataDir: s.Dir, RaftAddr: s.RaftAddr, URL: s.URL, ServerName: ServerName,
 		ClusterSecret: []byte(Secret), Join: s.join, Logger: logger, Fast: true, SnapshotThreshold: 1024,
+		CheckpointEvery: s.CheckpointEvery,
 	})
 	if err != nil {
 		l.Close()

@@ -26,6 +26,7 @@ type Config struct {
 	Admins            []string  `yaml:"admins"`
 	TLS               TLSConfig `yaml:"tls"`
 	SnapshotThreshold uint64    `yaml:"snapshot_threshold"`
+	CheckpointEvery   uint64    `yaml:"checkpoint_every"`
 	LogLevel          string    `yaml:"log_level"`
 }
 

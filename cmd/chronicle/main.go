@@ -14,6 +14,12 @@ var commands = map[string]func(args []string) error{
 	"cluster": clusterCmd,
 	"backup":  backupCmd,
 	"restore": restoreCmd,
+	// Auditing (audit_cmd.go, log_cmd.go, at_cmd.go).
+	"verify":  verifyCmd,
+	"rebuild": rebuildCmd,
+	"log":     logCmd,
+	"at":      atCmd,
+	"trail":   trailCmd,
 }
 
 func main() {
@@ -45,7 +51,14 @@ commands:
   serve     run a homeserver node (single node on 127.0.0.1:8008 with data in ./data by default)
   cluster   status|join|remove|transfer|snapshot --node URL: see and change a cluster
   backup    --node URL --out DIR: an online, consistent backup
-  restore   --from DIR --data DIR: prepare a data directory from a backup`)
+  restore   --from DIR --data DIR: prepare a data directory from a backup
+
+auditing (offline with --data DIR on a stopped node, online with --node URL):
+  verify    check the hash chain and every projection against a replay of the log
+  log       head|show|tail|export: the log head to publish, records as a table or JSON lines
+  at        POSITION|TIME room ROOM_ID state|members|timeline, or user USER_ID rooms|devices|...
+  trail     user USER_ID | room ROOM_ID: everything one user did, or that touched a room
+  rebuild   --data DIR [--projection NAME]: rebuild projections in place (server stopped)`)
 }
 
 func newLogger(level string) *slog.Logger {

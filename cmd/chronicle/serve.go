@@ -81,7 +81,7 @@ func serve(args []string) error {
 		NodeID: cfg.NodeID, DataDir: cfg.Data, RaftAddr: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise,
 		URL: cfg.PublicBaseURL, ServerName: cfg.ServerName, ClusterSecret: secret,
 		ServerTLS: serverTLS, ClientTLS: clientTLS, Join: len(cfg.Join) > 0,
-		SnapshotThreshold: cfg.SnapshotThreshold, Logger: logger,
+		SnapshotThreshold: cfg.SnapshotThreshold, CheckpointEvery: cfg.CheckpointEvery, Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -31,6 +31,13 @@ type Command struct {
 	Actor  string `msgpack:"a"`
 	Device string `msgpack:"d"`
 	Body   []byte `msgpack:"b"`
+	// Salt is random bytes from the API node. The machine derives the
+	// event IDs of room versions 1 and 2, which are not hashes, from it
+	// (see v1events.go).
+	Salt []byte `msgpack:"s,omitempty"`
+	// CheckpointEvery is the checkpoint interval of the node that built
+	// the command (0: none); see audit.go.
+	CheckpointEvery uint64 `msgpack:"ce,omitempty"`
 }
 
 // NewCommand encodes payload into a command.
@@ -39,7 +46,7 @@ func NewCommand(typ string, time int64, actor, device string, payload any) (*Com
 	if err != nil {
 		return nil, fmt.Errorf("encode %s payload: %w", typ, err)
 	}
-	return &Command{Type: typ, Time: time, Actor: actor, Device: device, Body: b}, nil
+	return &Command{Type: typ, Time: time, Actor: actor, Device: device, Body: b, Salt: newSalt()}, nil
 }
 
 // Encode marshals the command for the Raft log.

@@ -14,9 +14,9 @@ import (
 const DefaultRoomVersion = "12"
 
 // SupportedRoomVersions are the versions rooms can be created in. Versions
-// 1 and 2 use a different PDU format (event IDs are not hashes) and come
-// with the full room-version work.
-var SupportedRoomVersions = []string{"3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}
+// 1 and 2 use their own PDU format, with server-chosen event IDs
+// (v1events.go).
+var SupportedRoomVersions = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}
 
 func (x *applyCtx) createRoom() (*Result, error) {
 	var p CreateRoom

@@ -26,4 +26,10 @@
 // server) is met for local authorisers by signing a transient copy with a
 // key derived from the server name, checked and discarded at once; the
 // stored PDU stays unsigned (see restricted.go).
+//
+// Room versions 1 and 2 have server-chosen event IDs ("$opaque:server"),
+// which cannot be hashes of the event. Every command carries a random Salt
+// drawn by the API node (NewCommand); the machine derives each such ID from
+// the salt and the log position of the event's record with HMAC-SHA256, so
+// every node picks the same IDs (see v1events.go).
 package machine

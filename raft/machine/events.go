@@ -2,7 +2,6 @@ package machine
 
 import (
 	"encoding/json/jsontext"
-	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
 	"time"
@@ -66,7 +65,14 @@ func (x *applyCtx) appendEvent(ev *newEvent) (eventID, roomID string, rej *Rejec
 			return "", "", nil, err
 		}
 	}
-	evID, roomID, rej, err := x.identify(p, ev)
+	var v1 *pdu.RoomV1PDU // the stored form in room versions 1 and 2 (v1events.go)
+	var evID id.EventID
+	if customEventIDs(ev.Version) {
+		evID, v1, rej, err = x.identifyV1(p, ev)
+		roomID = ev.RoomID
+	} else {
+		evID, roomID, rej, err = x.identify(p, ev)
+	}
 	if err != nil || rej != nil {
 		return "", "", rej, err
 	}
@@ -77,7 +83,10 @@ func (x *applyCtx) appendEvent(ev *newEvent) (eventID, roomID string, rej *Rejec
 	if err := eventauth.Authorize(ev.Version, checked, authEvents, x.getEvents, getKey); err != nil {
 		return "", "", reject(KindForbidden, "%v", err), nil
 	}
-	raw, err := jsonv2.Marshal(p)
+	if rej, err := x.authorizeV1(p, ev.Version); err != nil || rej != nil {
+		return "", "", rej, err
+	}
+	raw, err := marshalPDU(p, v1)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("marshal PDU: %w", err)
 	}
@@ -173,15 +182,15 @@ func (x *applyCtx) pduAt(eventID string, seq uint64) (*pdu.PDU, error) {
 	if err := facts.Decode(rec.Body, &f); err != nil {
 		return nil, err
 	}
-	var p pdu.PDU
-	if err := jsonv2.Unmarshal(f.PDU, &p); err != nil {
+	p, err := parseStoredPDU(f.PDU, id.RoomVersion(f.RoomVersion))
+	if err != nil {
 		return nil, fmt.Errorf("parse PDU at %d: %w", seq, err)
 	}
-	if err := x.redactLoaded(&p, f.RoomID, f.RoomVersion, seq); err != nil {
+	if err := x.redactLoaded(p, f.RoomID, f.RoomVersion, seq); err != nil {
 		return nil, err
 	}
-	x.m.pdus.put(eventID, &p)
-	return &p, nil
+	x.m.pdus.put(eventID, p)
+	return p, nil
 }
 
 // getEvents resolves event IDs for the auth rules (in v12, the create event

@@ -18,11 +18,14 @@ import (
 	"chronicle/projections/directory"
 	"chronicle/projections/facts"
 	"chronicle/projections/filters"
+	"chronicle/projections/notifications"
 	"chronicle/projections/presence"
+	"chronicle/projections/pushrules"
 	"chronicle/projections/receipts"
 	"chronicle/projections/relations"
 	"chronicle/projections/reports"
 	"chronicle/projections/rooms"
+	"chronicle/projections/syncstream"
 	"chronicle/projections/todevice"
 	"chronicle/projections/typing"
 )
@@ -52,12 +55,16 @@ type Machine struct {
 	// appliedWake is closed (and replaced) at every Publish, waking
 	// WaitApplied callers.
 	appliedWake chan struct{}
+	// audit keeps fold hashes and writes checkpoints (audit.go).
+	audit auditState
 }
 
 // NewEngine returns the projections in their fixed apply order.
 func NewEngine() *projections.Engine {
 	e, err := projections.NewEngine(accounts.Projection{}, rooms.Projection{}, filters.Projection{}, cluster.Projection{}, directory.Projection{}, relations.Projection{},
-		accountdata.Projection{}, receipts.Projection{}, typing.Projection{}, presence.Projection{}, todevice.Projection{}, reports.Projection{})
+		accountdata.Projection{}, receipts.Projection{}, typing.Projection{}, presence.Projection{}, todevice.Projection{}, reports.Projection{}, syncstream.Projection{},
+		// notifications reads rooms, relations, receipts and pushrules: after them.
+		pushrules.Projection{}, notifications.Projection{})
 	if err != nil {
 		panic(err) // a programming error in the registration list
 	}
@@ -85,7 +92,7 @@ func (m *Machine) open() error {
 	if err != nil {
 		return fmt.Errorf("open state store %s: %w", m.dir, err)
 	}
-	stale, err := m.engine.Stale(db)
+	stale, err := m.staleProjections(db) // engine.Stale + fold hashes (audit.go)
 	if err != nil {
 		db.Close()
 		return err
@@ -97,7 +104,7 @@ func (m *Machine) open() error {
 		} else if head.Seq > 0 {
 			m.cfg.Logger.Info("rebuilding projections", "stale", stale, "records", head.Seq)
 		}
-		if err := m.engine.Rebuild(db, m.cfg.Logger); err != nil {
+		if err := m.rebuildProjections(db); err != nil {
 			db.Close()
 			return fmt.Errorf("rebuild projections: %w", err)
 		}
@@ -112,6 +119,10 @@ func (m *Machine) open() error {
 		}
 		m.log = l
 	} else if err := m.log.Reset(db); err != nil {
+		db.Close()
+		return err
+	}
+	if err := m.loadAudit(db); err != nil {
 		db.Close()
 		return err
 	}
@@ -190,6 +201,7 @@ func (m *Machine) Apply(index uint64, cmd *Command) (*Result, error) {
 	}
 	b := m.db.NewIndexedBatch()
 	defer b.Close()
+	m.audit.begin(m.log.Pending().Seq)
 	x := &applyCtx{m: m, b: b, cmd: cmd, index: index}
 	res, err := x.decide()
 	if err != nil {
@@ -202,6 +214,11 @@ func (m *Machine) Apply(index uint64, cmd *Command) (*Result, error) {
 		m.log.Abort()
 		b.Reset()
 	}
+	// A checkpoint when due, and the fold hashes (audit.go).
+	if err := x.sealCommand(res); err != nil {
+		m.log.Abort()
+		return nil, fmt.Errorf("apply %s at index %d: %w", cmd.Type, index, err)
+	}
 	if index != 0 {
 		if err := b.Set(appliedKey, binary.BigEndian.AppendUint64(nil, index), nil); err != nil {
 			return nil, fmt.Errorf("write applied index: %w", err)
@@ -212,6 +229,7 @@ func (m *Machine) Apply(index uint64, cmd *Command) (*Result, error) {
 		return nil, fmt.Errorf("commit index %d: %w", index, err)
 	}
 	m.log.Committed()
+	m.audit.committed()
 	if index != 0 {
 		m.mu.Lock()
 		m.applied = index
@@ -275,7 +293,7 @@ func (x *applyCtx) emit(typ string, body any) error {
 	if _, err := x.m.log.Append(x.b, rec); err != nil {
 		return err
 	}
-	return x.m.engine.Apply(x.b, rec)
+	return x.m.audit.folds.Apply(x.b, rec) // engine.Apply keeping fold hashes
 }
 
 func (x *applyCtx) decide() (*Result, error) {
@@ -316,6 +334,9 @@ func (x *applyCtx) decide() (*Result, error) {
 		return x.forgetRoom()
 	}
 	if res, ok, err := x.decideUserData(); ok {
+		return res, err
+	}
+	if res, ok, err := x.decidePushRules(); ok { // pushrules.go
 		return res, err
 	}
 	// An unknown type would make replicas diverge if skipped silently on

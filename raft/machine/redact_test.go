@@ -213,7 +213,7 @@ func TestRedactionAlgorithmPerVersion(t *testing.T) {
 				b, _ := json.Marshal(c)
 				return string(b)
 			}
-			v := map[string]int{"3": 3, "4": 4, "5": 5, "6": 6, "7": 7, "8": 8, "9": 9, "10": 10, "11": 11, "12": 12}[version]
+			v := map[string]int{"1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "6": 6, "7": 7, "8": 8, "9": 9, "10": 10, "11": 11, "12": 12}[version]
 
 			pl := eventStateContent(t, m, room, "m.room.power_levels")
 			pl["invite"] = 100

@@ -179,7 +179,7 @@ func buildFullWorkload(w *workload) {
 		t.Fatalf("room IDs not distinct: %q %q %q %q %q %q", r1, r2, r3, r4, r5, r6)
 	}
 	// Refused creations.
-	w.rej(KindUnsupportedRoomVersion, CmdCreateRoom, alice, dev[alice], &CreateRoom{RoomVersion: "1", RoomID: "!v1:localhost"})
+	w.rej(KindUnsupportedRoomVersion, CmdCreateRoom, alice, dev[alice], &CreateRoom{RoomVersion: "13", RoomID: "!v13:localhost"})
 	w.rej(KindInvalidParam, CmdCreateRoom, alice, dev[alice], &CreateRoom{RoomVersion: "11"})
 	w.rej(KindBadJSON, CmdCreateRoom, alice, dev[alice], &CreateRoom{Preset: "bogus"})
 	w.rej(KindBadJSON, CmdCreateRoom, alice, dev[alice], &CreateRoom{CreationContent: json.RawMessage(`[1,2]`)})

@@ -1,0 +1,557 @@
+package notifications
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	rlog "chronicle/log"
+	"chronicle/projections"
+	"chronicle/projections/facts"
+	"chronicle/projections/pushrules"
+	"chronicle/projections/relations"
+	"chronicle/projections/rooms"
+)
+
+// Prefix is the key space of this projection.
+const Prefix byte = 0x92
+
+const (
+	tagUnread byte = 'u' // u userID roomID thread seq -> Unread (1 byte)
+	tagCounts byte = 'c' // c userID roomID thread -> Counts (16 bytes)
+	tagList   byte = 'l' // l userID seq -> Notif (recent notifications)
+	tagMember byte = 'm' // m roomID userID -> display name (joined members)
+)
+
+// Keep is how many of a user's latest notifications the list keeps: when
+// the user reads (on some of their receipts, see applyReceipt), older ones
+// are trimmed. Until then the list grows like the unread entries do, and
+// for the same reason: nothing was read.
+const Keep = 500
+
+func unreadPrefix(user, room string) projections.Key {
+	return projections.NewKey(Prefix, tagUnread).Str(user).Str(room)
+}
+
+func countsPrefix(user, room string) projections.Key {
+	return projections.NewKey(Prefix, tagCounts).Str(user).Str(room)
+}
+
+func listPrefix(user string) projections.Key { return projections.NewKey(Prefix, tagList).Str(user) }
+
+func memberPrefix(room string) projections.Key {
+	return projections.NewKey(Prefix, tagMember).Str(room)
+}
+
+// Unread is one unread notifying event, stored as one byte (bit 0
+// notify, bit 1 highlight): these are written for every notified member
+// of every event.
+type Unread struct {
+	Notify    bool
+	Highlight bool
+}
+
+func (u Unread) encode() []byte {
+	var b byte
+	if u.Notify {
+		b |= 1
+	}
+	if u.Highlight {
+		b |= 2
+	}
+	return []byte{b}
+}
+
+func decodeUnread(v []byte) Unread {
+	if len(v) != 1 {
+		return Unread{}
+	}
+	return Unread{Notify: v[0]&1 != 0, Highlight: v[0]&2 != 0}
+}
+
+// Counts are a (user, room, thread)'s unread notifications and
+// highlights, stored as two big-endian uint64s.
+type Counts struct {
+	Notify    uint64
+	Highlight uint64
+}
+
+func (c Counts) encode() []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(make([]byte, 0, 16), c.Notify), c.Highlight)
+}
+
+func decodeCounts(v []byte) (Counts, error) {
+	if len(v) != 16 {
+		return Counts{}, fmt.Errorf("counts entry has %d bytes", len(v))
+	}
+	return Counts{Notify: binary.BigEndian.Uint64(v), Highlight: binary.BigEndian.Uint64(v[8:])}, nil
+}
+
+// Notif is one entry of a user's recent notifications.
+type Notif struct {
+	RoomID  string `msgpack:"r"`
+	EventID string `msgpack:"e"`
+	// Seq is the event's position (from the key).
+	Seq     uint64          `msgpack:"-"`
+	Thread  string          `msgpack:"t,omitempty"`
+	Actions json.RawMessage `msgpack:"a"`
+	// Highlight: the actions set the highlight tweak.
+	Highlight bool `msgpack:"h,omitempty"`
+	// TS is when the notification was made (the record's time).
+	TS int64 `msgpack:"ts"`
+}
+
+// Projection folds room events and receipts into notification counts.
+type Projection struct{}
+
+func (Projection) Name() string    { return "notifications" }
+func (Projection) Version() uint32 { return 1 }
+func (Projection) Prefix() byte    { return Prefix }
+
+// Apply folds one record.
+func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
+	switch rec.Type {
+	case facts.TypeRoomEvent:
+		return applyEvent(w, rec)
+	case facts.TypeReceiptSet:
+		return applyReceipt(w, rec)
+	}
+	return nil
+}
+
+type pduFields struct {
+	Type     string          `json:"type"`
+	StateKey *string         `json:"state_key"`
+	Sender   string          `json:"sender"`
+	Content  json.RawMessage `json:"content"`
+}
+
+func applyEvent(w projections.Writer, rec *rlog.Record) error {
+	var f facts.RoomEvent
+	if err := facts.Decode(rec.Body, &f); err != nil {
+		return err
+	}
+	var p pduFields
+	if err := json.Unmarshal(f.PDU, &p); err != nil {
+		return fmt.Errorf("parse PDU %s: %w", f.EventID, err)
+	}
+	if p.Type == "m.room.member" && p.StateKey != nil {
+		if err := applyMember(w, f.RoomID, *p.StateKey, p.Content); err != nil {
+			return err
+		}
+	}
+	thread, err := threadOf(w, f.RoomID, f.EventID)
+	if err != nil {
+		return err
+	}
+	// Sending marks the sender's notifications in this thread as read.
+	if err := markRead(w, p.Sender, f.RoomID, thread, false, rec.Seq); err != nil {
+		return err
+	}
+	members, err := joinedMembers(w, f.RoomID)
+	if err != nil {
+		return err
+	}
+	if len(members) == 0 || (len(members) == 1 && members[0].user == p.Sender) {
+		return nil
+	}
+	ev := pushrules.NewEvent(f.RoomID, p.Sender, p.Type, p.StateKey, p.Content)
+	shared := &roomState{r: w, roomID: f.RoomID, version: f.RoomVersion, members: len(members)}
+	loader, err := pushrules.NewLoader(w)
+	if err != nil {
+		return err
+	}
+	defer loader.Close()
+	for _, mb := range members {
+		user := mb.user
+		if user == p.Sender {
+			continue
+		}
+		eval, err := loader.Evaluator(user)
+		if err != nil {
+			return err
+		}
+		m := eval.Match(&memberRoom{roomState: shared, user: user, displayName: mb.displayName}, ev)
+		if shared.err != nil {
+			return shared.err
+		}
+		if m == nil || (!m.Notify && !m.Highlight) {
+			continue
+		}
+		if err := add(w, user, f.RoomID, thread, rec, f.EventID, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyMember keeps the projection's own index of joined members and
+// their display names current, so that folding an event reads the members
+// in one scan rather than several point reads per member.
+func applyMember(w projections.Writer, room, user string, content json.RawMessage) error {
+	var c struct {
+		Membership  string `json:"membership"`
+		DisplayName any    `json:"displayname"`
+	}
+	_ = json.Unmarshal(content, &c)
+	key := memberPrefix(room).Str(user)
+	if c.Membership != "join" {
+		if err := w.Delete(key, nil); err != nil {
+			return err
+		}
+		return clearRoom(w, user, room)
+	}
+	name, _ := c.DisplayName.(string)
+	return w.Set(key, []byte(name), nil)
+}
+
+type member struct {
+	user        string
+	displayName string
+}
+
+// joinedMembers lists the room's joined members in user ID order.
+func joinedMembers(r pebble.Reader, room string) ([]member, error) {
+	p := memberPrefix(room)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
+	if err != nil {
+		return nil, fmt.Errorf("members of %s: %w", room, err)
+	}
+	defer it.Close()
+	var out []member
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		out = append(out, member{user: string(k[len(p) : len(k)-1]), displayName: string(it.Value())})
+	}
+	return out, it.Error()
+}
+
+// add records one notifying event for user.
+func add(w projections.Writer, user, room, thread string, rec *rlog.Record, eventID string, m *pushrules.Match) error {
+	if err := w.Set(unreadPrefix(user, room).Str(thread).U64(rec.Seq), Unread{Notify: m.Notify, Highlight: m.Highlight}.encode(), nil); err != nil {
+		return err
+	}
+	d := Counts{}
+	if m.Notify {
+		d.Notify = 1
+	}
+	if m.Highlight {
+		d.Highlight = 1
+	}
+	if err := addCounts(w, user, room, thread, d, false); err != nil {
+		return err
+	}
+	if !m.Notify {
+		return nil
+	}
+	return projections.SetMsgpack(w, listPrefix(user).U64(rec.Seq), &Notif{
+		RoomID: room, EventID: eventID, Thread: thread, Actions: m.Actions, Highlight: m.Highlight, TS: rec.Time,
+	})
+}
+
+// trimList drops all but the user's Keep latest notifications.
+func trimList(w projections.Writer, user string) error {
+	p := listPrefix(user)
+	it, err := w.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
+	if err != nil {
+		return err
+	}
+	n := 0
+	var cut []byte
+	for ok := it.Last(); ok; ok = it.Prev() {
+		if n++; n > Keep {
+			cut = bytes.Clone(it.Key())
+			break
+		}
+	}
+	if err := it.Close(); err != nil || cut == nil {
+		return err
+	}
+	// Everything up to and including cut goes.
+	return w.DeleteRange(p, projections.Key(cut).Raw([]byte{0}), nil)
+}
+
+// addCounts adds (or, with sub, subtracts) d to a thread's counters,
+// deleting them at zero.
+func addCounts(w projections.Writer, user, room, thread string, d Counts, sub bool) error {
+	key := countsPrefix(user, room).Str(thread)
+	var c Counts
+	v, closer, err := w.Get(key)
+	switch {
+	case err == nil:
+		c, err = decodeCounts(v)
+		closer.Close()
+		if err != nil {
+			return err
+		}
+	case !errors.Is(err, pebble.ErrNotFound):
+		return fmt.Errorf("counts of %s: %w", user, err)
+	}
+	if sub {
+		c.Notify -= min(c.Notify, d.Notify)
+		c.Highlight -= min(c.Highlight, d.Highlight)
+	} else {
+		c.Notify += d.Notify
+		c.Highlight += d.Highlight
+	}
+	if c == (Counts{}) {
+		return w.Delete(key, nil)
+	}
+	return w.Set(key, c.encode(), nil)
+}
+
+func applyReceipt(w projections.Writer, rec *rlog.Record) error {
+	var f facts.ReceiptSet
+	if err := facts.Decode(rec.Body, &f); err != nil {
+		return err
+	}
+	if f.Type != "m.read" && f.Type != "m.read.private" {
+		return nil
+	}
+	ref, err := rooms.LocateEvent(w, f.EventID)
+	if err != nil || ref == nil || ref.RoomID != f.RoomID {
+		return err // the machine checked the event; nothing to do otherwise
+	}
+	thread, all := f.ThreadID, f.ThreadID == ""
+	if thread == "main" {
+		thread = ""
+	}
+	if err := markRead(w, f.UserID, f.RoomID, thread, all, ref.Seq); err != nil {
+		return err
+	}
+	// Trimming walks Keep entries: do it on one receipt in trimEvery
+	// (chosen by position, so the same everywhere).
+	if rec.Seq%trimEvery != 0 {
+		return nil
+	}
+	return trimList(w, f.UserID)
+}
+
+const trimEvery = 8
+
+// markRead deletes the user's unread entries at or before upTo, in one
+// thread or (all) every thread of the room, and lowers the counters.
+func markRead(w projections.Writer, user, room, thread string, all bool, upTo uint64) error {
+	p := unreadPrefix(user, room)
+	opts := &pebble.IterOptions{LowerBound: p, UpperBound: p.End()}
+	if !all {
+		tp := p.Str(thread)
+		opts = &pebble.IterOptions{LowerBound: tp, UpperBound: tp.U64(upTo + 1)}
+	}
+	it, err := w.NewIter(opts)
+	if err != nil {
+		return fmt.Errorf("unread of %s in %s: %w", user, room, err)
+	}
+	type dec struct {
+		thread string
+		d      Counts
+	}
+	var decs []dec
+	var drop [][]byte
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		seq := projections.U64At(k)
+		if seq > upTo {
+			continue
+		}
+		th := string(k[len(p) : len(k)-9]) // thread, then 0x00 and the seq
+		u := decodeUnread(it.Value())
+		i := slices.IndexFunc(decs, func(d dec) bool { return d.thread == th })
+		if i < 0 {
+			decs = append(decs, dec{thread: th})
+			i = len(decs) - 1
+		}
+		if u.Notify {
+			decs[i].d.Notify++
+		}
+		if u.Highlight {
+			decs[i].d.Highlight++
+		}
+		drop = append(drop, bytes.Clone(k))
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for _, k := range drop {
+		if err := w.Delete(k, nil); err != nil {
+			return err
+		}
+	}
+	// Keys iterate in thread order, so decs is sorted: writes are in a
+	// fixed order.
+	for _, d := range decs {
+		if err := addCounts(w, user, room, d.thread, d.d, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clearRoom drops everything unread of user in room (they left).
+func clearRoom(w projections.Writer, user, room string) error {
+	for _, p := range []projections.Key{unreadPrefix(user, room), countsPrefix(user, room)} {
+		it, err := w.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
+		if err != nil {
+			return err
+		}
+		found := it.First()
+		if err := it.Close(); err != nil {
+			return err
+		}
+		if found {
+			if err := w.DeleteRange(p, p.End(), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// threadOf returns the thread root of an event ("" for the main timeline):
+// its relation is followed up to three hops to an m.thread relation.
+func threadOf(r pebble.Reader, room, eventID string) (string, error) {
+	cur := eventID
+	for range 3 {
+		rel, err := relations.GetRelation(r, room, cur)
+		if err != nil || rel == nil {
+			return "", err
+		}
+		if rel.Thread {
+			return rel.Parent, nil
+		}
+		cur = rel.Parent
+	}
+	return "", nil
+}
+
+// roomState is what the push rule conditions read about the room, shared
+// by every member's evaluation of one event and loaded lazily.
+type roomState struct {
+	r        pebble.Reader
+	roomID   string
+	version  string
+	members  int
+	power    *event.PowerLevelsEventContent
+	powerSet bool
+	err      error // the first read error; the fold fails with it
+}
+
+// memberRoom is the room from one member's point of view (mautrix's
+// pushrules.Room and PowerLevelfulRoom).
+type memberRoom struct {
+	*roomState
+	user        string
+	displayName string
+}
+
+func (m *memberRoom) GetMemberCount() int { return m.members }
+
+func (m *memberRoom) GetOwnDisplayname() string { return m.displayName }
+
+func (m *memberRoom) GetPowerLevels() *event.PowerLevelsEventContent {
+	if !m.powerSet {
+		m.powerSet = true
+		pl, err := loadPower(m.r, m.roomID, m.version)
+		if err != nil {
+			m.fail(err)
+		}
+		m.power = pl
+	}
+	return m.power
+}
+
+func (s *roomState) fail(err error) {
+	if s.err == nil {
+		s.err = err
+	}
+}
+
+// loadPower reads the room's power levels as far as
+// sender_notification_permission needs them: user levels, users_default
+// and notifications.room, read leniently (older room versions allow levels
+// as strings); the creator at 100 without a power levels event, and in
+// room versions with privileged creators the creators above everyone.
+func loadPower(r pebble.Reader, roomID, version string) (*event.PowerLevelsEventContent, error) {
+	plEv, err := rooms.StateEvent(r, roomID, "m.room.power_levels", "")
+	if err != nil {
+		return nil, err
+	}
+	createEv, err := rooms.StateEvent(r, roomID, "m.room.create", "")
+	if err != nil {
+		return nil, err
+	}
+	pl := &event.PowerLevelsEventContent{Users: map[id.UserID]int{}}
+	if plEv != nil {
+		var c struct {
+			Users         map[string]json.RawMessage `json:"users"`
+			UsersDefault  json.RawMessage            `json:"users_default"`
+			Notifications struct {
+				Room json.RawMessage `json:"room"`
+			} `json:"notifications"`
+		}
+		_ = json.Unmarshal(plEv.Content, &c)
+		for u, v := range c.Users {
+			if n, ok := level(v); ok {
+				pl.Users[id.UserID(u)] = n
+			}
+		}
+		if n, ok := level(c.UsersDefault); ok {
+			pl.UsersDefault = n
+		}
+		if n, ok := level(c.Notifications.Room); ok {
+			pl.Notifications = &event.NotificationPowerLevels{RoomPtr: &n}
+		}
+	}
+	if createEv == nil {
+		return pl, nil
+	}
+	rv := id.RoomVersion(version)
+	if rv.PrivilegedRoomCreators() {
+		var cc event.CreateEventContent
+		_ = json.Unmarshal(createEv.Content, &cc)
+		cc.RoomVersion = rv
+		pl.CreateEvent = &event.Event{Type: event.StateCreate, Sender: id.UserID(createEv.Sender), Content: event.Content{Parsed: &cc}}
+	} else if plEv == nil {
+		creator := createEv.Sender
+		if rv.CreatorInContent() {
+			var c struct {
+				Creator string `json:"creator"`
+			}
+			_ = json.Unmarshal(createEv.Content, &c)
+			creator = c.Creator
+		}
+		pl.Users[id.UserID(creator)] = 100
+	}
+	return pl, nil
+}
+
+// level reads a power level: an integer, or a string holding one.
+func level(raw json.RawMessage) (int, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return 0, false
+	}
+	s := string(raw)
+	if raw[0] == '"' {
+		if json.Unmarshal(raw, &s) != nil {
+			return 0, false
+		}
+		s = strings.TrimSpace(s)
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		return n, true
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f >= -1<<53 && f <= 1<<53 {
+		return int(f), true
+	}
+	return 0, false
+}

@@ -1,0 +1,547 @@
+package pushrules
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
+	"go.mau.fi/util/glob"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+	mpr "maunium.net/go/mautrix/pushrules"
+
+	"chronicle/projections"
+)
+
+// Event is a room event prepared once for evaluation against many users'
+// rulesets.
+type Event struct {
+	mx       *event.Event
+	mentions bool // content has m.mentions: legacy mention rules are off
+}
+
+// NewEvent prepares an event. Content that is not a JSON object has no
+// properties for conditions to match.
+func NewEvent(roomID, sender, typ string, stateKey *string, content json.RawMessage) *Event {
+	var raw map[string]any
+	_ = json.Unmarshal(content, &raw)
+	_, mentions := raw["m.mentions"]
+	return &Event{
+		mx: &event.Event{
+			Type: event.Type{Type: typ}, Sender: id.UserID(sender), RoomID: id.RoomID(roomID), StateKey: stateKey,
+			Content: event.Content{VeryRaw: content, Raw: raw},
+		},
+		mentions: mentions,
+	}
+}
+
+// Match is the rule that matched an event and what its actions mean.
+type Match struct {
+	Kind    string
+	RuleID  string
+	Actions json.RawMessage
+	// Notify: the actions contain notify. Highlight: they set the
+	// highlight tweak (true when it has no value).
+	Notify    bool
+	Highlight bool
+}
+
+// compiledRule is a rule ready to match: conditions decoded, actions read.
+type compiledRule struct {
+	kind      string
+	id        string
+	enabled   bool
+	actions   json.RawMessage
+	notify    bool
+	highlight bool
+	conds     []*mpr.PushCondition
+	pattern   string
+	// globs[i] is conds[i]'s compiled pattern (event_match only);
+	// patternGlob the content rule's.
+	globs       []*matcher
+	patternGlob *matcher
+	broken      bool // conditions that do not decode never match
+	// placeholder: a server-default rule naming its owner.
+	placeholder bool
+}
+
+func compileRule(kind string, r *Rule) compiledRule {
+	c := compiledRule{kind: kind, id: r.RuleID, enabled: r.Enabled}
+	c.setActions(r.Actions)
+	if len(r.Conditions) > 0 {
+		if err := json.Unmarshal(r.Conditions, &c.conds); err != nil {
+			c.broken = true
+		}
+		for _, cond := range c.conds {
+			if cond == nil {
+				c.broken = true
+			}
+		}
+	}
+	if r.Pattern != nil {
+		c.pattern = *r.Pattern
+	}
+	c.placeholder = bytes.Contains(r.Conditions, []byte(userPlaceholder)) || c.pattern == localpartPlaceholder
+	c.compileGlobs()
+	return c
+}
+
+// compileGlobs (re)compiles the rule's patterns.
+func (c *compiledRule) compileGlobs() {
+	c.globs = make([]*matcher, len(c.conds))
+	for i, cond := range c.conds {
+		if cond != nil && cond.Kind == mpr.KindEventMatch {
+			c.globs[i] = cachedGlob(cond.Key == "content.body", cond.Pattern)
+		}
+	}
+	if c.kind == KindContent {
+		c.patternGlob = cachedGlob(true, c.pattern)
+	}
+}
+
+func (c *compiledRule) setActions(raw json.RawMessage) {
+	c.actions, c.notify, c.highlight = raw, false, false
+	var items []json.RawMessage
+	_ = json.Unmarshal(raw, &items)
+	for _, it := range items {
+		var s string
+		if json.Unmarshal(it, &s) == nil {
+			// dont_notify and coalesce are historical and ignored.
+			c.notify = c.notify || s == "notify"
+			continue
+		}
+		var tweak struct {
+			SetTweak string           `json:"set_tweak"`
+			Value    *json.RawMessage `json:"value"`
+		}
+		if json.Unmarshal(it, &tweak) != nil || tweak.SetTweak != "highlight" {
+			continue
+		}
+		c.highlight = tweak.Value == nil || bytes.Equal(bytes.TrimSpace(*tweak.Value), []byte("true"))
+	}
+}
+
+// withOwner substitutes the owner into a server-default rule's
+// placeholders, copying what it changes (the base rules are shared).
+func (c compiledRule) withOwner(user string) compiledRule {
+	if !c.placeholder {
+		return c
+	}
+	if c.pattern == localpartPlaceholder {
+		c.pattern = Localpart(user)
+	}
+	conds := make([]*mpr.PushCondition, len(c.conds))
+	for i, cond := range c.conds {
+		if cond.Pattern == userPlaceholder || cond.Value == userPlaceholder {
+			cp := *cond
+			if cp.Pattern == userPlaceholder {
+				cp.Pattern = user
+			}
+			if cp.Value == userPlaceholder {
+				cp.Value = user
+			}
+			cond = &cp
+		}
+		conds[i] = cond
+	}
+	c.conds = conds
+	c.compileGlobs()
+	return c
+}
+
+// compiledDefaults are the server-default rules compiled once, with
+// placeholders.
+var compiledDefaults = func() (out struct{ prepend, override, content, underride []compiledRule }) {
+	compileAll := func(kind string, rules []Rule) []compiledRule {
+		l := make([]compiledRule, len(rules))
+		for i := range rules {
+			l[i] = compileRule(kind, &rules[i])
+		}
+		return l
+	}
+	out.prepend = compileAll(KindOverride, baseDefaults.prepend)
+	out.override = compileAll(KindOverride, baseDefaults.Override)
+	out.content = compileAll(KindContent, baseDefaults.Content)
+	out.underride = compileAll(KindUnderride, baseDefaults.Underride)
+	return out
+}()
+
+// Evaluator is one user's ruleset, ready to match events.
+type Evaluator struct {
+	user  string
+	rules []compiledRule // every kind, in priority order
+}
+
+// LoadEvaluator reads the user's rules and builds their evaluator.
+func LoadEvaluator(r pebble.Reader, user string) (*Evaluator, error) {
+	u, err := GetUser(r, user)
+	if err != nil {
+		return nil, err
+	}
+	return evaluatorOf(user, u), nil
+}
+
+// evaluatorOf builds user's evaluator. Most users never change a rule:
+// their evaluator is a pure function of their user ID and is cached
+// (bounded), which cannot affect what is decided.
+func evaluatorOf(user string, u *UserRules) *Evaluator {
+	if !u.unchanged() {
+		return NewEvaluator(user, u)
+	}
+	defaultEvaluators.Lock()
+	e := defaultEvaluators.m[user]
+	defaultEvaluators.Unlock()
+	if e != nil {
+		return e
+	}
+	e = NewEvaluator(user, u)
+	defaultEvaluators.Lock()
+	if len(defaultEvaluators.m) >= maxDefaultEvaluators {
+		defaultEvaluators.m = map[string]*Evaluator{}
+	}
+	defaultEvaluators.m[user] = e
+	defaultEvaluators.Unlock()
+	return e
+}
+
+// Loader loads many users' evaluators in user ID order through one
+// iterator: each lookup is a forward seek, cheaper than a point read for
+// the common user who has no stored rules. Close it when done.
+type Loader struct {
+	it *pebble.Iterator
+}
+
+// NewLoader opens a loader on r.
+func NewLoader(r pebble.Reader) (*Loader, error) {
+	p := projections.NewKey(Prefix, tagUser)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
+	if err != nil {
+		return nil, fmt.Errorf("push rules: %w", err)
+	}
+	return &Loader{it: it}, nil
+}
+
+// Evaluator returns user's evaluator; users should come in ascending order
+// (any order is correct, ascending is fast).
+func (l *Loader) Evaluator(user string) (*Evaluator, error) {
+	k := userKey(user)
+	u := &UserRules{}
+	if l.it.SeekGE(k) && bytes.Equal(l.it.Key(), k) {
+		if err := msgpack.Unmarshal(l.it.Value(), u); err != nil {
+			return nil, fmt.Errorf("decode push rules of %s: %w", user, err)
+		}
+	} else if err := l.it.Error(); err != nil {
+		return nil, err
+	}
+	return evaluatorOf(user, u), nil
+}
+
+// Close closes the loader's iterator.
+func (l *Loader) Close() error { return l.it.Close() }
+
+// defaultEvaluators caches the evaluators of users with only the
+// server-default rules. An Evaluator is never modified once built.
+var defaultEvaluators = struct {
+	sync.Mutex
+	m map[string]*Evaluator
+}{m: map[string]*Evaluator{}}
+
+const maxDefaultEvaluators = 16384
+
+// unchanged reports whether the user has only the server-default rules.
+func (u *UserRules) unchanged() bool {
+	return len(u.Override)+len(u.Content)+len(u.Room)+len(u.Sender)+len(u.Underride)+len(u.Defaults) == 0
+}
+
+// NewEvaluator builds the evaluator of user's full ruleset (the same merge
+// as Merge, compiled).
+func NewEvaluator(user string, u *UserRules) *Evaluator {
+	d := &compiledDefaults
+	e := &Evaluator{user: user, rules: make([]compiledRule, 0, len(d.prepend)+len(d.override)+len(d.content)+len(d.underride)+
+		len(u.Override)+len(u.Content)+len(u.Room)+len(u.Sender)+len(u.Underride))}
+	defaults := func(kind string, base []compiledRule) {
+		for _, c := range base {
+			c = c.withOwner(user)
+			if i, ok := slices.BinarySearchFunc(u.Defaults, [2]string{kind, c.id}, cmpChange); ok {
+				ch := u.Defaults[i]
+				if ch.Enabled != nil {
+					c.enabled = *ch.Enabled
+				}
+				if ch.Actions != nil {
+					c.setActions(ch.Actions)
+				}
+			}
+			e.rules = append(e.rules, c)
+		}
+	}
+	own := func(kind string, rules []Rule) {
+		for i := range rules {
+			e.rules = append(e.rules, compileRule(kind, &rules[i]))
+		}
+	}
+	defaults(KindOverride, d.prepend)
+	own(KindOverride, u.Override)
+	defaults(KindOverride, d.override)
+	own(KindContent, u.Content)
+	defaults(KindContent, d.content)
+	own(KindRoom, u.Room)
+	own(KindSender, u.Sender)
+	own(KindUnderride, u.Underride)
+	defaults(KindUnderride, d.underride)
+	return e
+}
+
+// Match returns the highest-priority enabled rule matching ev, or nil.
+// room supplies what room-dependent conditions read (the owner's display
+// name, the member count, and, if it implements
+// mautrix's PowerLevelfulRoom, the power levels).
+func (e *Evaluator) Match(room mpr.Room, ev *Event) *Match {
+	for i := range e.rules {
+		c := &e.rules[i]
+		if !c.enabled || c.broken {
+			continue
+		}
+		if ev.mentions && legacyMentionRules[c.id] {
+			continue
+		}
+		if c.matches(room, ev) {
+			return &Match{Kind: c.kind, RuleID: c.id, Actions: c.actions, Notify: c.notify, Highlight: c.highlight}
+		}
+	}
+	return nil
+}
+
+func (c *compiledRule) matches(room mpr.Room, ev *Event) bool {
+	switch c.kind {
+	case KindOverride, KindUnderride:
+		for i, cond := range c.conds {
+			if cond.Kind == mpr.KindEventMatch {
+				if !eventMatch(cond.Key, c.globs[i], ev) {
+					return false
+				}
+			} else if !condMatches(cond, room, ev) {
+				return false
+			}
+		}
+		return true
+	case KindContent:
+		body, ok := ev.mx.Content.Raw["body"].(string)
+		return ok && c.patternGlob != nil && c.patternGlob.match(body)
+	case KindRoom:
+		return c.id == string(ev.mx.RoomID)
+	case KindSender:
+		return c.id == string(ev.mx.Sender)
+	}
+	return false
+}
+
+// condMatches evaluates one condition; a condition that makes mautrix
+// panic (it should not, given validation) does not match, the same way on
+// every node.
+func condMatches(cond *mpr.PushCondition, room mpr.Room, ev *Event) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return cond.Match(room, ev.mx)
+}
+
+// eventMatch is the spec's event_match: a case-insensitive glob against
+// the whole string value of key, or for content.body against any
+// substring bounded by word boundaries. Absent and non-string values do not
+// match.
+func eventMatch(key string, m *matcher, ev *Event) bool {
+	if m == nil {
+		return false
+	}
+	v, ok := ev.property(key)
+	if !ok {
+		return false
+	}
+	s, ok := v.(string)
+	if !ok {
+		return false
+	}
+	return m.match(s)
+}
+
+// property resolves a dot-separated property path of the event (the
+// spec's escaping: "\." is a literal dot, "\\" a backslash).
+func (ev *Event) property(key string) (any, bool) {
+	top, rest, _ := strings.Cut(key, ".")
+	switch top {
+	case "type":
+		return ev.mx.Type.Type, rest == ""
+	case "sender":
+		return string(ev.mx.Sender), rest == ""
+	case "room_id":
+		return string(ev.mx.RoomID), rest == ""
+	case "state_key":
+		if ev.mx.StateKey == nil || rest != "" {
+			return nil, false
+		}
+		return *ev.mx.StateKey, true
+	case "content":
+		if ev.mx.Content.Raw == nil {
+			return nil, false
+		}
+		return nestedGet(ev.mx.Content.Raw, splitPath(rest))
+	}
+	return nil, false
+}
+
+func splitPath(s string) []string {
+	var parts []string
+	var cur []byte
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s):
+			i++
+			cur = append(cur, s[i])
+		case s[i] == '.':
+			parts = append(parts, string(cur))
+			cur = cur[:0]
+		default:
+			cur = append(cur, s[i])
+		}
+	}
+	return append(parts, string(cur))
+}
+
+// nestedGet walks path through nested objects. Like mautrix, when a part
+// is missing it also tries it joined with the next part, so unescaped
+// legacy keys ("content.m.relates_to.rel_type") still resolve.
+func nestedGet(data map[string]any, path []string) (any, bool) {
+	v, ok := data[path[0]]
+	if len(path) == 1 {
+		return v, ok
+	}
+	if ok {
+		if m, isMap := v.(map[string]any); isMap {
+			if v, ok := nestedGet(m, path[1:]); ok {
+				return v, true
+			}
+		}
+	}
+	joined := append([]string{path[0] + "." + path[1]}, path[2:]...)
+	return nestedGet(data, joined)
+}
+
+// matcher is a compiled glob: a plain (wildcard-free, ASCII) pattern is
+// compared without a regexp, which is what almost every rule holds (event
+// types, the owner's localpart).
+type matcher struct {
+	re    *regexp.Regexp
+	lit   string // lower-cased literal when re is nil
+	words bool
+	// unicode is the regexp form of a words literal, for non-ASCII values
+	// (Unicode case folding can change lengths).
+	unicode *regexp.Regexp
+}
+
+func (m *matcher) match(s string) bool {
+	if m.re != nil {
+		return m.re.MatchString(s)
+	}
+	if !m.words {
+		return strings.EqualFold(s, m.lit)
+	}
+	if !isASCII(s) {
+		return m.unicode != nil && m.unicode.MatchString(s)
+	}
+	ls := strings.ToLower(s)
+	for off := 0; ; {
+		i := strings.Index(ls[off:], m.lit)
+		if i < 0 {
+			return false
+		}
+		start, end := off+i, off+i+len(m.lit)
+		if (start == 0 || !isWordByte(ls[start-1])) && (end == len(ls) || !isWordByte(ls[end])) {
+			return true
+		}
+		off = start + 1
+	}
+}
+
+func isWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// globCache holds compiled glob patterns. It is bounded (cleared when
+// full); it only memoises a pure function, so it cannot affect what is
+// decided.
+var globCache = struct {
+	sync.Mutex
+	m map[string]*matcher
+}{m: map[string]*matcher{}}
+
+const maxGlobCache = 4096
+
+// cachedGlob compiles a glob: matching the whole value, or (words) any
+// substring starting and ending at a word boundary (start or end of the
+// value, or a character outside [A-Za-z0-9_]). nil if it does not compile.
+func cachedGlob(words bool, pattern string) *matcher {
+	key := "f" + pattern
+	if words {
+		key = "w" + pattern
+	}
+	globCache.Lock()
+	m, ok := globCache.m[key]
+	globCache.Unlock()
+	if ok {
+		return m
+	}
+	switch {
+	case !strings.ContainsAny(pattern, "*?") && isASCII(pattern) && pattern != "":
+		m = &matcher{lit: strings.ToLower(pattern), words: words}
+		if words {
+			m.unicode = wordRegexp(pattern)
+		}
+	case words:
+		if re := wordRegexp(pattern); re != nil {
+			m = &matcher{re: re, words: true}
+		}
+	default:
+		if re := globRegexp(`(?is)^(?:`, pattern, `)$`); re != nil {
+			m = &matcher{re: re}
+		}
+	}
+	globCache.Lock()
+	if len(globCache.m) >= maxGlobCache {
+		globCache.m = map[string]*matcher{}
+	}
+	globCache.m[key] = m
+	globCache.Unlock()
+	return m
+}
+
+func wordRegexp(pattern string) *regexp.Regexp {
+	return globRegexp(`(?is)(?:^|[^A-Za-z0-9_])(?:`, pattern, `)(?:[^A-Za-z0-9_]|$)`)
+}
+
+func globRegexp(prefix, pattern, suffix string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString(prefix)
+	if glob.ToRegexPattern(pattern, &b) != nil {
+		return nil
+	}
+	b.WriteString(suffix)
+	re, _ := regexp.Compile(b.String())
+	return re
+}

@@ -1,0 +1,151 @@
+package projections
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	rlog "chronicle/log"
+)
+
+// ReplayOptions shape a Replay.
+type ReplayOptions struct {
+	// From and To bound the records folded: From 0 is record 1, To 0 the
+	// head of the source log.
+	From, To uint64
+	// BatchBytes commits the batch once it holds this much (default 32 MiB).
+	BatchBytes int
+	// Before, when set, is called before each record is folded. flush
+	// commits everything folded so far, so that the destination then holds
+	// the state after the previous record.
+	Before func(rec *rlog.Record, flush func() error) error
+	// Progress, when set, is called with the number of records folded so
+	// far, about every 4096 records.
+	Progress func(done uint64)
+	// Sync commits the last batch with pebble.Sync.
+	Sync bool
+}
+
+// Replay folds the records of src's log into dst's projections through
+// f, in bounded batches, saving the fold hashes with each batch. src may
+// be dst itself (a rebuild in place) or any reader holding a log (a live
+// store's snapshot, when dst is a scratch store). It returns the number
+// of records folded.
+func (f *Folds) Replay(dst *pebble.DB, src pebble.Reader, o ReplayOptions) (uint64, error) {
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 32 << 20
+	}
+	from := max(o.From, 1)
+	b := dst.NewIndexedBatch()
+	defer func() { b.Close() }()
+	commit := func(opts *pebble.WriteOptions) error {
+		if err := f.Save(b); err != nil {
+			return err
+		}
+		if err := b.Commit(opts); err != nil {
+			return fmt.Errorf("commit replay batch: %w", err)
+		}
+		f.Commit()
+		b.Close()
+		b = dst.NewIndexedBatch()
+		return nil
+	}
+	flush := func() error { return commit(pebble.NoSync) }
+	var n uint64
+	err := rlog.Scan(src, from, o.To, func(rec *rlog.Record, _ []byte) error {
+		if o.Before != nil {
+			if err := o.Before(rec, flush); err != nil {
+				return err
+			}
+		}
+		if err := f.Apply(b, rec); err != nil {
+			return err
+		}
+		n++
+		if b.Len() > o.BatchBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if o.Progress != nil && n%4096 == 0 {
+			o.Progress(n)
+		}
+		return nil
+	})
+	if err != nil {
+		f.Discard()
+		return n, err
+	}
+	opts := pebble.NoSync
+	if o.Sync {
+		opts = pebble.Sync
+	}
+	if err := commit(opts); err != nil {
+		return n, err
+	}
+	if o.Progress != nil {
+		o.Progress(n)
+	}
+	return n, nil
+}
+
+// Rebuild clears f's projections and their fold hashes in db, folds the
+// whole log again and stores the projections' code versions; with marker
+// it also stores the fold marker (only right when f folds every
+// projection of the machine). It is Engine.Rebuild keeping fold hashes.
+func (f *Folds) Rebuild(db *pebble.DB, o ReplayOptions, marker bool) (uint64, error) {
+	for _, p := range f.e.list {
+		if err := db.DeleteRange([]byte{p.Prefix()}, []byte{p.Prefix() + 1}, pebble.NoSync); err != nil {
+			return 0, fmt.Errorf("clear projection %s: %w", p.Name(), err)
+		}
+	}
+	f.reset()
+	o.From, o.To = 1, 0
+	sync := o.Sync
+	o.Sync = false
+	n, err := f.Replay(db, db, o)
+	if err != nil {
+		return n, err
+	}
+	b := db.NewBatch()
+	defer b.Close()
+	if err := f.e.WriteVersions(b); err != nil {
+		return n, err
+	}
+	if marker {
+		if err := WriteFoldMarker(b); err != nil {
+			return n, err
+		}
+	}
+	opts := pebble.NoSync
+	if sync {
+		opts = pebble.Sync
+	}
+	if err := b.Commit(opts); err != nil {
+		return n, fmt.Errorf("commit rebuild: %w", err)
+	}
+	return n, nil
+}
+
+// RebuildAll rebuilds every projection of e in place with fold hashes,
+// durably, logging like Engine.Rebuild. The state machine calls it on open
+// when a projection's version changed or the store predates fold hashes.
+func RebuildAll(db *pebble.DB, e *Engine, logger *slog.Logger) error {
+	start := time.Now()
+	n, err := NewFolds(e).Rebuild(db, ReplayOptions{Sync: true}, true)
+	if err != nil {
+		return err
+	}
+	if n > 0 && logger != nil {
+		logger.Info("projections rebuilt", "records", n, "took", time.Since(start))
+	}
+	return nil
+}
+
+// Sub returns an engine of the first k projections of e (those a rebuild
+// of the k-th needs: a projection reads only those before it).
+func (e *Engine) Sub(k int) *Engine {
+	return &Engine{list: e.list[:k:k]}
+}
