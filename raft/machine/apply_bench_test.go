@@ -6,8 +6,15 @@ import (
 )
 
 // BenchmarkApplySend measures deciding and applying one message send: PDU
-// build, auth against current state, record append and projection fold.
+// build, auth against current state, record append and projection fold,
+// in rooms of 2 and 33 members (the load benchmark's send room).
 func BenchmarkApplySend(b *testing.B) {
+	for _, members := range []int{2, 33} {
+		b.Run(fmt.Sprintf("members=%d", members), func(b *testing.B) { benchmarkApplySend(b, members) })
+	}
+}
+
+func benchmarkApplySend(b *testing.B, members int) {
 	m, err := Open(b.TempDir(), Config{ServerName: "localhost"})
 	if err != nil {
 		b.Fatal(err)
@@ -31,6 +38,11 @@ func BenchmarkApplySend(b *testing.B) {
 	}
 	apply(CmdRegister, "", "", &Register{UserID: "@alice:localhost", DeviceID: "A"})
 	room := apply(CmdCreateRoom, "@alice:localhost", "A", &CreateRoom{Preset: "public_chat"}).RoomID
+	for i := 1; i < members; i++ {
+		u := fmt.Sprintf("@member%d:localhost", i)
+		apply(CmdRegister, "", "", &Register{UserID: u, DeviceID: "M"})
+		apply(CmdMembership, u, "M", &Membership{RoomID: room, Target: u, Membership: "join"})
+	}
 	content := []byte(`{"msgtype":"m.text","body":"hello world, this is a benchmark message"}`)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
