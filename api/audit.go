@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -48,13 +47,14 @@ type auditStater interface {
 // rebuilds every projection into a scratch store.
 var auditVerifies = make(chan struct{}, 1)
 
-// auditCacheDir is where online verifies cache their resume states.
-var auditCacheDir = sync.OnceValue(func() string {
+// auditCacheDir is where online verifies cache their resume states: the
+// node's user cache directory, as for the CLI's offline verifies.
+func auditCacheDir() string {
 	if d, err := os.UserCacheDir(); err == nil {
 		return filepath.Join(d, "chronicle", "audit")
 	}
 	return ""
-})
+}
 
 func (s *Server) auditEnv() (*audit.Env, auditStater, error) {
 	st, ok := s.state.(auditStater)

@@ -121,9 +121,11 @@ func (t *lazyTracker) commit(roomID string, lr *lazyRoom) {
 }
 
 const (
-	// maxLazyDevices bounds how many devices the cache remembers; the
-	// least recently syncing is forgotten first.
+	// maxLazyDevices bounds how many devices the cache remembers, and
+	// maxLazyEntries how many (room, member) entries it holds in all; past
+	// either, the least recently syncing device is forgotten first.
 	maxLazyDevices = 10000
+	maxLazyEntries = 1 << 20
 	// maxLazyTokens bounds how many response tokens per device it keeps.
 	maxLazyTokens = 16
 	// ambiguousSince marks a token two responses with different since
@@ -136,6 +138,7 @@ const (
 type lazyMemberCache struct {
 	mu      sync.Mutex
 	clock   uint64
+	entries int // (room, member) entries held, over all devices
 	devices map[string]*deviceMembers
 }
 
@@ -148,6 +151,8 @@ type deviceMembers struct {
 	rooms map[uint64]map[string]map[string]string
 	// order lists the tokens held, oldest first.
 	order []uint64
+	// entries counts the (room, member) entries in rooms.
+	entries int
 }
 
 func (c *lazyMemberCache) device(user, device string, create bool) *deviceMembers {
@@ -161,7 +166,7 @@ func (c *lazyMemberCache) device(user, device string, create bool) *deviceMember
 			c.devices = map[string]*deviceMembers{}
 		}
 		if len(c.devices) >= maxLazyDevices {
-			c.evictOldest()
+			c.evictOldest("")
 		}
 		d = &deviceMembers{since: map[uint64]uint64{}, rooms: map[uint64]map[string]map[string]string{}}
 		c.devices[key] = d
@@ -171,31 +176,43 @@ func (c *lazyMemberCache) device(user, device string, create bool) *deviceMember
 	return d
 }
 
-func (c *lazyMemberCache) evictOldest() {
+// evictOldest forgets the least recently syncing device other than keep.
+func (c *lazyMemberCache) evictOldest(keep string) bool {
 	var oldest string
 	var at uint64
 	for k, d := range c.devices {
-		if oldest == "" || d.used < at {
+		if k != keep && (oldest == "" || d.used < at) {
 			oldest, at = k, d.used
 		}
 	}
+	if oldest == "" {
+		return false
+	}
+	c.entries -= c.devices[oldest].entries
 	delete(c.devices, oldest)
+	return true
 }
 
 // hold adds a token to the device's list, dropping the oldest beyond the
-// bound.
-func (d *deviceMembers) hold(token uint64) {
+// bound; it returns how many entries that freed.
+func (d *deviceMembers) hold(token uint64) int {
 	_, linked := d.since[token]
 	if _, written := d.rooms[token]; linked || written {
-		return
+		return 0
 	}
 	d.order = append(d.order, token)
+	freed := 0
 	for len(d.order) > maxLazyTokens {
 		old := d.order[0]
 		d.order = d.order[1:]
+		for _, members := range d.rooms[old] {
+			freed += len(members)
+		}
 		delete(d.since, old)
 		delete(d.rooms, old)
 	}
+	d.entries -= freed
+	return freed
 }
 
 // link records that the response ending at token answered since.
@@ -212,7 +229,7 @@ func (c *lazyMemberCache) link(user, device string, token, since uint64) {
 		}
 		return
 	}
-	d.hold(token)
+	c.entries -= d.hold(token)
 	d.since[token] = since
 }
 
@@ -222,13 +239,14 @@ func (c *lazyMemberCache) set(user, device string, token uint64, roomID string, 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d := c.device(user, device, true)
-	d.hold(token)
+	c.entries -= d.hold(token)
 	byRoom := d.rooms[token]
 	if byRoom == nil {
 		byRoom = map[string]map[string]string{}
 		d.rooms[token] = byRoom
 	}
-	if prev, ok := byRoom[roomID]; ok {
+	prev, written := byRoom[roomID]
+	if written {
 		both := map[string]string{}
 		for u, id := range prev {
 			if members[u] == id {
@@ -238,6 +256,11 @@ func (c *lazyMemberCache) set(user, device string, token uint64, roomID string, 
 		members = both
 	}
 	byRoom[roomID] = members
+	grown := len(members) - len(prev)
+	d.entries += grown
+	c.entries += grown
+	for c.entries > maxLazyEntries && c.evictOldest(user+"\x00"+device) {
+	}
 }
 
 // known returns what the device knew of roomID's members after the

@@ -25,12 +25,14 @@ import (
 
 // MarshalJSONTo writes a reshaped event's JSON, or the event itself. The
 // encoder's options (encoding/json's v1 semantics for echo's responses)
-// carry through.
-func (ce clientEvent) MarshalJSONTo(enc *jsontext.Encoder) error {
+// carry through. The pointer receiver spares a copy per event; events are
+// only reshaped in slices, whose elements are addressable, and a
+// clientEvent marshalled as a bare value is never reshaped.
+func (ce *clientEvent) MarshalJSONTo(enc *jsontext.Encoder) error {
 	if ce.shaped != nil {
 		return enc.WriteValue(jsontext.Value(ce.shaped))
 	}
-	return jsonv2.MarshalEncode(enc, (*clientEventJSON)(&ce), enc.Options())
+	return jsonv2.MarshalEncode(enc, (*clientEventJSON)(ce), enc.Options())
 }
 
 // clientEventJSON is clientEvent without its MarshalJSONTo.

@@ -201,7 +201,11 @@ func (s *Server) filteredRoomTimeline(r pebble.Reader, req *syncRequest, roomID 
 	}
 	if lr != nil {
 		lr.noteSent(state)
-		lr.noteSent(evs)
+		if !req.stateAfter {
+			// The client applies the timeline to its state, except with
+			// state_after, whose clients must not.
+			lr.noteSent(evs)
+		}
 		lr.membersChanged = full || slices.ContainsFunc(evs, isMember) ||
 			slices.ContainsFunc(state, func(ev *rooms.Event) bool { return isMember(ev) && ev.Seq > since })
 		req.lazy.record(roomID, lr)

@@ -384,4 +384,25 @@ func TestLazyMemberCacheFollowsTokens(t *testing.T) {
 	if c.known(u, d, 10, "!r") != nil {
 		t.Fatal("token 10 should have been dropped")
 	}
+	// The entry count follows what is held.
+	c.set(u, "D2", 7, "!r", map[string]string{"@x:x": "$x", "@y:x": "$y"})
+	sum := 0
+	for _, dm := range c.devices {
+		n := 0
+		for _, byRoom := range dm.rooms {
+			for _, m := range byRoom {
+				n += len(m)
+			}
+		}
+		if n != dm.entries {
+			t.Fatalf("device counts %d entries, holds %d", dm.entries, n)
+		}
+		sum += n
+	}
+	if sum != c.entries || sum != 2 {
+		t.Fatalf("cache counts %d entries, holds %d (want 2: the first device's were dropped with their tokens)", c.entries, sum)
+	}
+	if !c.evictOldest("") || c.entries != 2 || !c.evictOldest("") || c.entries != 0 || c.evictOldest("") {
+		t.Fatalf("evicting every device leaves %d entries", c.entries)
+	}
 }

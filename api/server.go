@@ -60,9 +60,10 @@ type Server struct {
 	// lazyMembers remembers the member events lazy-loading syncs sent
 	// to each device (filters_lazy.go).
 	lazyMembers lazyMemberCache
-	// syncFeed holds the latest sync stream entries for parked
-	// long-polls (sync_stream.go).
+	// syncFeed holds the latest sync stream entries and syncHub the
+	// parked long-polls (sync_stream.go).
 	syncFeed changeFeed
+	syncHub  syncHub
 }
 
 // New builds the server and its route table.

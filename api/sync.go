@@ -166,7 +166,7 @@ func (s *Server) sync(c echo.Context) error {
 				AccountData: newBasicList(), Presence: newBasicList(), ToDevice: newBasicList()})
 		}
 		s.metrics.syncWaiters.Inc()
-		err := waitChange(ctx, changed, deadline)
+		err := wake.wait(ctx, changed, deadline)
 		s.metrics.syncWaiters.Dec()
 		if err != nil {
 			return err

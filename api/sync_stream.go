@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"context"
 	"maps"
 	"slices"
 	"sync"
@@ -90,28 +91,31 @@ func syncMemberships(r pebble.Reader, req *syncRequest, head uint64, ud *userDat
 const maxWakeScan = 256
 
 // wakeFilter spares a parked long-poll the cost of building a response
-// for a change that cannot concern it. Every long-poll wakes at every new
-// log head; with thousands parked, most wake-ups are for someone else.
-// Once a response built at position checked came out empty, a later one
-// can differ only through the sync stream's entries in (checked, head], so
-// the filter reads those (from the server's changeFeed, shared by every
-// long-poll, so usually from memory) and lets the long-poll sleep on
-// unless one may concern the user. It may let through a change that
-// turns out to show nothing (the response is then built, found empty and
-// the long-poll sleeps on), never the reverse.
+// for a change that cannot concern it. Every new log head used to wake
+// every long-poll; with thousands parked, most wake-ups are for someone
+// else. Once a response built at position checked came out empty, a later
+// one can differ only through the sync stream's entries in (checked,
+// head], so only those need judging (see verdict).
 //
-// What it learned stays valid until the user's own membership changes
-// (a KindMember entry for the user, which concerns them anyway) or a
-// response is built: rooms that do not concern the user (no membership,
-// or one that ended before the token) and users who share no room with
-// them, whose presence therefore does not either.
+// What the judging looked up stays valid until the user's own membership
+// changes (a KindMember entry for the user, which concerns them anyway)
+// or a response is built: which rooms concern the user (joined, or a
+// membership that changed since the token) and which do not (no
+// membership, or one that ended before it), and which users share a room
+// with them (so their presence concerns them) and which do not. While the
+// long-poll is parked, the server's syncHub judges new entries against
+// exactly that and wakes the long-poll only when one concerns it, so a
+// change wakes the long-polls it concerns, not all of them.
 type wakeFilter struct {
 	s       *Server
 	req     *syncRequest
 	checked uint64 // 0 until a response was built and found empty
-	// quietRooms and strangers are what earlier wake-ups looked up.
-	quietRooms map[string]bool
-	strangers  map[string]bool
+	// rooms: room -> whether changes there concern the user; people:
+	// user -> whether they share a room with the user. While the
+	// long-poll is parked, the hub owns these and checked.
+	rooms  map[string]bool
+	people map[string]bool
+	wake   chan struct{} // closed by the hub; set while parked
 }
 
 func (s *Server) newWakeFilter(req *syncRequest) *wakeFilter { return &wakeFilter{s: s, req: req} }
@@ -121,7 +125,7 @@ func (w *wakeFilter) built(resp *syncResponse) {
 	if seq, ok := parseToken(resp.NextBatch); ok {
 		w.checked = seq
 	}
-	w.quietRooms, w.strangers = nil, nil
+	w.rooms, w.people = nil, nil
 }
 
 // skip reports whether nothing in (checked, head] can concern the request,
@@ -150,93 +154,118 @@ func (w *wakeFilter) skip(head uint64, deadline time.Time) bool {
 			return false
 		}
 	}
-	if concerns, err := w.concerns(changes); err != nil || concerns {
+	v := w.verdict(changes)
+	if v == mayConcern {
+		if err := w.s.state.View(func(r pebble.Reader) error { return w.lookUp(r, changes) }); err != nil {
+			return false
+		}
+		v = w.verdict(changes)
+	}
+	if v != ruledOut {
 		return false
 	}
 	w.checked = head
 	return true
 }
 
-// concerns reports whether any of changes may show in the request's sync:
-// a room the user is joined to, or whose membership for the user changed
-// since the token (any membership change is in its room's stream); the
-// user's own account data, to-device messages for this device, or
-// presence of the user or of anyone sharing a room with them; or a change
-// of a kind the stream does not know. Storage is read only for rooms and
-// users this long-poll has not looked up yet.
-func (w *wakeFilter) concerns(changes []syncstream.Change) (bool, error) {
+// verdict is what a long-poll's caches say about some changes.
+type verdict int
+
+const (
+	ruledOut   verdict = iota // none concerns the user
+	mayConcern                // some name rooms or users not looked up yet
+	concerns                  // one concerns the user
+)
+
+// verdict judges the changes after checked without reading storage. A
+// change concerns the user when it is in a room that concerns them (see
+// wakeFilter), is their own membership, account data, presence or a
+// to-device message for this device, is the presence of someone sharing
+// a room with them, or is of a kind the stream does not know.
+func (w *wakeFilter) verdict(changes []syncstream.Change) verdict {
 	user := w.req.viewer.UserID
-	var roomIDs, userIDs []string
+	v := ruledOut
 	for _, c := range changes {
+		if c.Seq <= w.checked {
+			continue
+		}
 		switch c.Kind {
 		case syncstream.KindMember:
 			if c.User == user {
-				return true, nil
+				return concerns
 			}
 			fallthrough
 		case syncstream.KindRoom:
-			if !w.quietRooms[c.Room] && !slices.Contains(roomIDs, c.Room) {
-				roomIDs = append(roomIDs, c.Room)
+			if yes, known := w.rooms[c.Room]; !known {
+				v = mayConcern
+			} else if yes {
+				return concerns
 			}
 		case syncstream.KindAccountData:
 			if c.User == user {
-				return true, nil
+				return concerns
 			}
 		case syncstream.KindToDevice:
 			if c.User == user && c.Device == w.req.viewer.DeviceID {
-				return true, nil
+				return concerns
 			}
 		case syncstream.KindPresence:
 			if c.User == user {
-				return true, nil
+				return concerns
 			}
-			if !w.strangers[c.User] && !slices.Contains(userIDs, c.User) {
-				userIDs = append(userIDs, c.User)
+			if yes, known := w.people[c.User]; !known {
+				v = mayConcern
+			} else if yes {
+				return concerns
 			}
 		default:
-			return true, nil
+			return concerns
 		}
 	}
-	if len(roomIDs) == 0 && len(userIDs) == 0 {
-		return false, nil
-	}
-	var concerns bool
-	err := w.s.state.View(func(r pebble.Reader) error {
-		for _, room := range roomIDs {
-			m, err := rooms.GetMembership(r, user, room)
-			if err != nil {
-				return err
-			}
-			if m != nil && (m.Membership == "join" || m.Seq > w.req.since) {
-				concerns = true
-				return nil
-			}
-			if w.quietRooms == nil {
-				w.quietRooms = map[string]bool{}
-			}
-			w.quietRooms[room] = true
-		}
-		for _, other := range userIDs {
-			shared, err := sharesRoom(r, user, other)
-			if err != nil {
-				return err
-			}
-			if shared {
-				concerns = true
-				return nil
-			}
-			if w.strangers == nil {
-				w.strangers = map[string]bool{}
-			}
-			w.strangers[other] = true
-		}
-		return nil
-	})
-	return concerns || err != nil, err
+	return v
 }
 
-// feedKeep bounds the entries a changeFeed holds.
-const feedKeep = 4096
+// lookUp fills the caches for the rooms and users in changes not looked
+// up yet: the user's membership in each room, and whether each user
+// shares a joined room with them.
+func (w *wakeFilter) lookUp(r pebble.Reader, changes []syncstream.Change) error {
+	user := w.req.viewer.UserID
+	for _, c := range changes {
+		if c.Seq <= w.checked {
+			continue
+		}
+		switch c.Kind {
+		case syncstream.KindRoom, syncstream.KindMember:
+			if _, known := w.rooms[c.Room]; known {
+				continue
+			}
+			m, err := rooms.GetMembership(r, user, c.Room)
+			if err != nil {
+				return err
+			}
+			if w.rooms == nil {
+				w.rooms = map[string]bool{}
+			}
+			w.rooms[c.Room] = m != nil && (m.Membership == "join" || m.Seq > w.req.since)
+		case syncstream.KindPresence:
+			if _, known := w.people[c.User]; known || c.User == user {
+				continue
+			}
+			shared, err := sharesRoom(r, user, c.User)
+			if err != nil {
+				return err
+			}
+			if w.people == nil {
+				w.people = map[string]bool{}
+			}
+			w.people[c.User] = shared
+		}
+	}
+	return nil
+}
+
+// feedKeep bounds the entries a changeFeed holds (a variable for tests).
+var feedKeep = 4096
 
 // changeFeed holds the sync stream's latest entries in memory. A new log
 // head wakes every parked long-poll; the first to ask for the new entries
@@ -262,8 +291,8 @@ func (f *changeFeed) changes(st State, after, upTo uint64) (out []syncstream.Cha
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.upTo < upTo {
-		if f.upTo == 0 || f.upTo < after {
-			f.from, f.upTo, f.entries = after, after, nil // start (or restart) here
+		if f.upTo == 0 {
+			f.from, f.upTo = after, after // start here
 		}
 		var more []syncstream.Change
 		var complete bool
@@ -298,4 +327,150 @@ func (f *changeFeed) slice(after, upTo uint64) ([]syncstream.Change, bool) {
 	lo, _ := slices.BinarySearchFunc(f.entries, after+1, func(c syncstream.Change, seq uint64) int { return cmp.Compare(c.Seq, seq) })
 	hi, _ := slices.BinarySearchFunc(f.entries, upTo+1, func(c syncstream.Change, seq uint64) int { return cmp.Compare(c.Seq, seq) })
 	return f.entries[lo:hi:hi], true
+}
+
+// wait parks the long-poll until something may concern it, the deadline
+// passes or the client goes away. A long-poll that has found nothing yet
+// (or whose check the hub has moved past) waits for the next log head as
+// before.
+func (w *wakeFilter) wait(ctx context.Context, changed <-chan struct{}, deadline time.Time) error {
+	if w.checked == 0 {
+		return waitChange(ctx, changed, deadline)
+	}
+	wake, parked, stopped := w.s.syncHub.park(w.s, w)
+	if stopped {
+		return waitChange(ctx, changed, deadline)
+	}
+	if !parked {
+		return nil // the hub is past checked: check again at once
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-wake:
+		return nil
+	case <-t.C:
+		w.s.syncHub.unpark(w)
+		return nil
+	case <-ctx.Done():
+		w.s.syncHub.unpark(w)
+		return ctx.Err()
+	}
+}
+
+// syncHub holds parked long-polls. One goroutine follows the log head,
+// reads each new run of sync stream entries once (through the changeFeed)
+// and judges them for every parked long-poll: it wakes those they
+// concern at once, then looks up, in one snapshot, what the others'
+// caches lack, and wakes those the answers show concerned. The rest stay
+// parked, their checked position moved on, without running at all.
+type syncHub struct {
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	pos     uint64 // every parked long-poll has been checked up to pos
+	parked  map[*wakeFilter]struct{}
+}
+
+// park hands w to the hub; it returns the channel closed when w should
+// check again. It refuses (parked false) when the hub has moved past
+// w.checked, and when the server is shutting down (stopped).
+func (h *syncHub) park(s *Server, w *wakeFilter) (wake <-chan struct{}, parked, stopped bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return nil, false, true
+	}
+	if !h.started {
+		head, _ := s.state.Log().Changed()
+		h.started, h.pos, h.parked = true, head.Seq, map[*wakeFilter]struct{}{}
+		go h.run(s)
+	}
+	if w.checked < h.pos {
+		return nil, false, false
+	}
+	w.wake = make(chan struct{})
+	h.parked[w] = struct{}{}
+	return w.wake, true, false
+}
+
+// unpark takes w back (after its deadline or its client left).
+func (h *syncHub) unpark(w *wakeFilter) {
+	h.mu.Lock()
+	delete(h.parked, w)
+	h.mu.Unlock()
+}
+
+func (h *syncHub) run(s *Server) {
+	for {
+		head, changed := s.state.Log().Changed()
+		h.advance(s, head.Seq)
+		select {
+		case <-changed:
+		case <-s.baseCtx.Done():
+			h.mu.Lock()
+			h.stopped = true
+			h.wakeAllLocked()
+			h.mu.Unlock()
+			return
+		}
+	}
+}
+
+// advance checks every parked long-poll against the entries up to head.
+func (h *syncHub) advance(s *Server, head uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if head <= h.pos {
+		return
+	}
+	defer func() { h.pos = head }()
+	if len(h.parked) == 0 {
+		return
+	}
+	changes, ok, err := s.syncFeed.changes(s.state, h.pos, head)
+	if err != nil || !ok {
+		h.wakeAllLocked() // each reads what it needs itself
+		return
+	}
+	var unknown []*wakeFilter
+	for w := range h.parked {
+		switch w.verdict(changes) {
+		case ruledOut:
+			w.checked = max(w.checked, head)
+		case concerns:
+			h.wakeLocked(w)
+		default:
+			unknown = append(unknown, w)
+		}
+	}
+	if len(unknown) == 0 {
+		return
+	}
+	err = s.state.View(func(r pebble.Reader) error {
+		for _, w := range unknown {
+			if err := w.lookUp(r, changes); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, w := range unknown {
+		if err == nil && w.verdict(changes) == ruledOut {
+			w.checked = max(w.checked, head)
+		} else {
+			h.wakeLocked(w)
+		}
+	}
+}
+
+func (h *syncHub) wakeLocked(w *wakeFilter) {
+	delete(h.parked, w)
+	close(w.wake)
+}
+
+func (h *syncHub) wakeAllLocked() {
+	for w := range h.parked {
+		h.wakeLocked(w)
+	}
 }

@@ -225,21 +225,7 @@ func (s *Server) putPresence(c echo.Context) error {
 
 // sharesRoom reports whether two users are joined to a common room.
 func sharesRoom(r pebble.Reader, a, b string) (bool, error) {
-	list, err := rooms.UserRooms(r, a)
-	if err != nil {
-		return false, err
-	}
-	for _, ur := range list {
-		if ur.Membership.Membership != "join" {
-			continue
-		}
-		if m, err := rooms.GetMembership(r, b, ur.RoomID); err != nil {
-			return false, err
-		} else if m != nil && m.Membership == "join" {
-			return true, nil
-		}
-	}
-	return false, nil
+	return rooms.SharesJoinedRoom(r, a, b)
 }
 
 func (s *Server) getPresence(c echo.Context) error {

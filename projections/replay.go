@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,7 +16,7 @@ type ReplayOptions struct {
 	// From and To bound the records folded: From 0 is record 1, To 0 the
 	// head of the source log.
 	From, To uint64
-	// BatchBytes commits the batch once it holds this much (default 32 MiB).
+	// BatchBytes commits the batch once it holds this much (default 4 MiB).
 	BatchBytes int
 	// Before, when set, is called before each record is folded. flush
 	// commits everything folded so far, so that the destination then holds
@@ -35,7 +36,9 @@ type ReplayOptions struct {
 // of records folded.
 func (f *Folds) Replay(dst *pebble.DB, src pebble.Reader, o ReplayOptions) (uint64, error) {
 	if o.BatchBytes <= 0 {
-		o.BatchBytes = 32 << 20
+		// Measured (bench/audit): 4 MiB batches fold faster than 32 MiB
+		// ones, whose commit turns them into sorted flushable batches.
+		o.BatchBytes = 4 << 20
 	}
 	from := max(o.From, 1)
 	b := dst.NewIndexedBatch()
@@ -54,7 +57,7 @@ func (f *Folds) Replay(dst *pebble.DB, src pebble.Reader, o ReplayOptions) (uint
 	}
 	flush := func() error { return commit(pebble.NoSync) }
 	var n uint64
-	err := rlog.Scan(src, from, o.To, func(rec *rlog.Record, _ []byte) error {
+	err := scanAhead(src, from, o.To, func(rec *rlog.Record) error {
 		if o.Before != nil {
 			if err := o.Before(rec, flush); err != nil {
 				return err
@@ -148,4 +151,59 @@ func RebuildAll(db *pebble.DB, e *Engine, logger *slog.Logger) error {
 // of the k-th needs: a projection reads only those before it).
 func (e *Engine) Sub(k int) *Engine {
 	return &Engine{list: e.list[:k:k]}
+}
+
+// errStopped ends a read-ahead whose consumer stopped.
+var errStopped = errors.New("replay stopped")
+
+// scanAhead is rlog.Scan with the reading and decoding of records on a
+// second goroutine, a few hundred records ahead of fn: on a rebuild the
+// fold keeps one core busy and the log read another.
+func scanAhead(src pebble.Reader, from, to uint64, fn func(*rlog.Record) error) error {
+	const chunk = 256
+	ch := make(chan []*rlog.Record, 8)
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		defer close(ch)
+		buf := make([]*rlog.Record, 0, chunk)
+		send := func() error {
+			select {
+			case ch <- buf:
+				buf = make([]*rlog.Record, 0, chunk)
+				return nil
+			case <-stop:
+				return errStopped
+			}
+		}
+		err := rlog.Scan(src, from, to, func(rec *rlog.Record, _ []byte) error {
+			buf = append(buf, rec)
+			if len(buf) == chunk {
+				return send()
+			}
+			return nil
+		})
+		if err == nil && len(buf) > 0 {
+			err = send()
+		}
+		done <- err
+	}()
+	var ferr error
+	for recs := range ch {
+		for _, rec := range recs {
+			if ferr = fn(rec); ferr != nil {
+				break
+			}
+		}
+		if ferr != nil {
+			break
+		}
+	}
+	close(stop)
+	for range ch { // let the reader finish before src may be closed
+	}
+	if err := <-done; ferr == nil && err != errStopped {
+		return err
+	}
+	return ferr
 }

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"maunium.net/go/mautrix"
@@ -196,4 +198,49 @@ func TestPushRulesCRUD(t *testing.T) {
 	carol := newUser(t, srv, "carol")
 	_, err = carol.GetPushRule(ctx, "global", pushrules.OverrideRule, "a")
 	wantMatrixError(t, err, mautrix.MNotFound, 404)
+}
+
+// TestPushRulesBadInput: malformed bodies get the spec's errors, never a
+// 500, and write nothing.
+func TestPushRulesBadInput(t *testing.T) {
+	srv := apitest.Start(t, "")
+	bob := newUser(t, srv, "bob")
+	for _, tc := range []struct {
+		path, body, code string
+	}{
+		{"/pushrules/global/override/x", `{"actions":`, "M_NOT_JSON"},
+		{"/pushrules/global/override/x", `{"actions":"notify"}`, "M_BAD_JSON"},
+		{"/pushrules/global/override/x", `{"actions":["notify"],"conditions":{}}`, "M_BAD_JSON"},
+		{"/pushrules/global/override/x", `{"actions":["notify"],"conditions":[{"kind":"event_match","key":"type"}]}`, "M_BAD_JSON"},
+		{"/pushrules/global/override/x", `{"actions":[{"no_tweak":1}]}`, "M_INVALID_PARAM"},
+		{"/pushrules/global/content/x", `{"actions":[],"pattern":5}`, "M_BAD_JSON"},
+		{"/pushrules/global/override/.m.rule.master/enabled", `{"enabled":"yes"}`, "M_BAD_JSON"},
+		{"/pushrules/global/override/.m.rule.master/enabled", `{}`, "M_MISSING_PARAM"},
+		{"/pushrules/global/override/.m.rule.master/actions", `{"actions":null}`, "M_BAD_JSON"},
+	} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, srv.URL+"/_matrix/client/v3"+tc.path, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+bob.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			ErrCode string `json:"errcode"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || body.ErrCode != tc.code {
+			t.Errorf("PUT %s %s: %d %s, want 400 %s", tc.path, tc.body, resp.StatusCode, body.ErrCode, tc.code)
+		}
+	}
+	rs, err := bob.GetPushRules(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs.Override) != 12 || rs.Override[0].Enabled {
+		t.Fatalf("bad input changed the rules: %v", ruleIDs(rs.Override))
+	}
 }

@@ -127,6 +127,14 @@ func TestUnreadCountsMentionsAndReceipts(t *testing.T) {
 	if jr.UnreadNotifications == nil || jr.UnreadNotifications.NotificationCount != 1 || len(jr.Timeline.Events) == 0 {
 		t.Fatalf("incremental sync: counts %+v with %d timeline events", jr.UnreadNotifications, len(jr.Timeline.Events))
 	}
+	// Reading resets them in the next incremental sync (with the receipt).
+	if err := bob.MarkRead(t.Context(), room, jr.Timeline.Events[len(jr.Timeline.Events)-1].ID); err != nil {
+		t.Fatal(err)
+	}
+	got = syncUntil(t, bob, got.NextBatch, func(r *mautrix.RespSync) bool { return r.Rooms.Join[room] != nil })
+	if c := got.Rooms.Join[room].UnreadNotifications; c == nil || c.NotificationCount != 0 || c.HighlightCount != 0 {
+		t.Fatalf("incremental sync after the receipt: counts %+v", c)
+	}
 }
 
 // TestUnreadOneToOneAndDisabledRule: in a room of two every message

@@ -4,7 +4,8 @@
 //
 // It builds the log itself, by driving the state machine directly (no
 // HTTP, no Raft) with synthetic commands: a few users registered, a few
-// rooms created and joined, then messages sent round-robin into the rooms
+// rooms created and joined (-members each), then messages sent round-robin
+// into the rooms by their members
 // until the log holds -records records (checkpoints included, every
 // -checkpoint-every records, as a server writes them).
 //
@@ -17,6 +18,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/json"
 	"flag"
@@ -27,6 +29,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -43,6 +47,7 @@ type Config struct {
 	Records         uint64 `json:"records"`
 	Users           int    `json:"users"`
 	Rooms           int    `json:"rooms"`
+	Members         int    `json:"members_per_room"`
 	CheckpointEvery uint64 `json:"checkpoint_every"`
 	Quick           bool   `json:"quick"`
 	Dir             string `json:"dir,omitempty"`
@@ -50,17 +55,19 @@ type Config struct {
 
 // Results is the JSON document.
 type Results struct {
-	StartedAt time.Time  `json:"started_at"`
-	GoVersion string     `json:"go_version"`
-	CPUs      int        `json:"cpus"`
-	Config    Config     `json:"config"`
-	Build     Phase      `json:"build"`
-	Chain     Phase      `json:"chain_check"`
-	Rebuild   Phase      `json:"full_rebuild"`
-	Verify    Phase      `json:"verify"`
-	VerifyOK  bool       `json:"verify_ok"`
-	Disk      Disk       `json:"disk"`
-	Targets   Targets    `json:"targets"`
+	StartedAt time.Time `json:"started_at"`
+	GoVersion string    `json:"go_version"`
+	CPUs      int       `json:"cpus"`
+	Config    Config    `json:"config"`
+	Build     Phase     `json:"build"`
+	Chain     Phase     `json:"chain_check"`
+	Rebuild   Phase     `json:"full_rebuild"`
+	Verify    Phase     `json:"verify"`
+	VerifyOK  bool      `json:"verify_ok"`
+	Disk      Disk      `json:"disk"`
+	Targets   Targets   `json:"targets"`
+	// Breakdown is each projection's share of a rebuild, on a sample.
+	Breakdown []Share    `json:"rebuild_breakdown"`
 	Table     [][]string `json:"table"`
 }
 
@@ -94,11 +101,14 @@ func main() {
 	flag.Uint64Var(&cfg.Records, "records", 1_000_000, "records in the log")
 	flag.IntVar(&cfg.Users, "users", 16, "users sending")
 	flag.IntVar(&cfg.Rooms, "rooms", 8, "rooms sent into")
+	flag.IntVar(&cfg.Members, "members", 4, "members of each room (consecutive users)")
 	flag.Uint64Var(&cfg.CheckpointEvery, "checkpoint-every", machine.DefaultCheckpointEvery, "checkpoint interval (0: none)")
 	flag.BoolVar(&cfg.Quick, "quick", false, "100,000 records (unless -records is given)")
 	flag.StringVar(&cfg.Dir, "dir", "", "keep the built store here (and reuse it when it holds enough records)")
 	flag.StringVar(&out, "out", "", "JSON results path (default bench/results/audit-<unix time>.json)")
 	flag.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the full rebuild to this file")
+	flag.IntVar(&batchBytes, "batch-bytes", 0, "full rebuild: commit every this many bytes (0: the default)")
+	flag.StringVar(&exclude, "exclude", "", "full rebuild: leave out these projections (comma-separated), to see what the others cost")
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -121,6 +131,11 @@ func main() {
 	b, _ := json.Marshal(res)
 	fmt.Printf("\n%s\nresults written to %s\n", b, out)
 }
+
+var (
+	batchBytes int
+	exclude    string
+)
 
 func run(cfg Config, cpuprofile string) (*Results, error) {
 	res := &Results{StartedAt: time.Now(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Config: cfg}
@@ -189,7 +204,19 @@ func run(cfg Config, cpuprofile string) (*Results, error) {
 		defer f.Close()
 	}
 	start = time.Now()
-	folded, err := projections.NewFolds(machine.NewEngine()).Replay(sdb, db, projections.ReplayOptions{})
+	engine := machine.NewEngine()
+	if exclude != "" {
+		var keep []projections.Projection
+		for _, p := range engine.Projections() {
+			if !slices.Contains(strings.Split(exclude, ","), p.Name()) {
+				keep = append(keep, p)
+			}
+		}
+		if engine, err = projections.NewEngine(keep...); err != nil {
+			return nil, err
+		}
+	}
+	folded, err := projections.NewFolds(engine).Replay(sdb, db, projections.ReplayOptions{BatchBytes: batchBytes})
 	if cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -200,6 +227,12 @@ func run(cfg Config, cpuprofile string) (*Results, error) {
 	sdb.Close()
 	os.RemoveAll(scratch)
 	fmt.Fprintf(os.Stderr, "full rebuild: %.0f records/s\n", res.Rebuild.RecordsPerSec)
+
+	// 4b. Where a rebuild's time goes: every projection timed on a
+	// sample of the log.
+	if res.Breakdown, err = breakdown(db, dir, min(head.Seq, 100_000)); err != nil {
+		return nil, fmt.Errorf("breakdown: %w", err)
+	}
 
 	// 5. A whole verify (chain, replay, digests of both stores).
 	env := &audit.Env{Engine: machine.NewEngine(), Options: machine.StoreOptions, TempDir: dir}
@@ -226,7 +259,72 @@ func run(cfg Config, cpuprofile string) (*Results, error) {
 		{"store on disk", loadgen.MiB(res.Disk.StoreBytes), "", fmt.Sprintf("%.0f bytes/record", res.Disk.BytesPerRecord), ""},
 		{"log alone (estimate)", loadgen.MiB(int64(res.Disk.LogBytes)), "", fmt.Sprintf("%.0f bytes/record", res.Disk.LogBytesPerRecord), ""},
 	}
+	for _, sh := range res.Breakdown {
+		res.Table = append(res.Table, []string{"  rebuild: " + sh.Projection, fmt.Sprint(sh.Records), loadgen.F2(sh.Seconds), fmt.Sprintf("%.0f", sh.RecordsPerSec), fmt.Sprintf("%.1f%% of the fold", sh.Percent)})
+	}
 	return res, nil
+}
+
+// Share is one projection's part of a rebuild.
+type Share struct {
+	Projection    string  `json:"projection"`
+	Records       uint64  `json:"records"`
+	Seconds       float64 `json:"seconds"`
+	RecordsPerSec float64 `json:"records_per_sec"`
+	Percent       float64 `json:"percent"`
+}
+
+// timed wraps a projection to time its Apply.
+type timed struct {
+	projections.Projection
+	d *time.Duration
+}
+
+func (t timed) Apply(w projections.Writer, rec *rlog.Record) error {
+	start := time.Now()
+	err := t.Projection.Apply(w, rec)
+	*t.d += time.Since(start)
+	return err
+}
+
+// breakdown replays the first n records with every projection timed.
+func breakdown(db *pebble.DB, dir string, n uint64) ([]Share, error) {
+	scratch, err := os.MkdirTemp(dir, "breakdown-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	opts := machine.StoreOptions()
+	opts.DisableWAL = true
+	sdb, err := pebble.Open(scratch, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer sdb.Close()
+	ps := machine.NewEngine().Projections()
+	durs := make([]time.Duration, len(ps))
+	var wrapped []projections.Projection
+	for i, p := range ps {
+		wrapped = append(wrapped, timed{Projection: p, d: &durs[i]})
+	}
+	e, err := projections.NewEngine(wrapped...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := projections.NewFolds(e).Replay(sdb, db, projections.ReplayOptions{To: n}); err != nil {
+		return nil, err
+	}
+	var total time.Duration
+	for _, d := range durs {
+		total += d
+	}
+	var out []Share
+	for i, p := range ps {
+		out = append(out, Share{Projection: p.Name(), Records: n, Seconds: durs[i].Seconds(),
+			RecordsPerSec: float64(n) / max(durs[i].Seconds(), 1e-9), Percent: 100 * durs[i].Seconds() / total.Seconds()})
+	}
+	slices.SortFunc(out, func(a, b Share) int { return cmp.Compare(b.Seconds, a.Seconds) })
+	return out, nil
 }
 
 func reusedNote(r bool) string {
@@ -308,19 +406,21 @@ func build(state string, cfg Config) (uint64, bool, error) {
 			return 0, false, err
 		}
 	}
+	// Room r's members are cfg.Members consecutive users (wrapping).
 	rooms := make([]string, cfg.Rooms)
-	for i := range rooms {
-		name := fmt.Sprintf("room %d", i)
-		res, err := apply(machine.CmdCreateRoom, users[i%len(users)], "DEV", &machine.CreateRoom{Preset: "public_chat", Name: &name})
+	members := make([][]string, cfg.Rooms)
+	for r := range rooms {
+		for j := range cfg.Members {
+			members[r] = append(members[r], users[(r*cfg.Members+j)%len(users)])
+		}
+		name := fmt.Sprintf("room %d", r)
+		res, err := apply(machine.CmdCreateRoom, members[r][0], "DEV", &machine.CreateRoom{Preset: "public_chat", Name: &name})
 		if err != nil {
 			return 0, false, err
 		}
-		rooms[i] = res.RoomID
-		for _, u := range users {
-			if u == users[i%len(users)] {
-				continue
-			}
-			if _, err := apply(machine.CmdMembership, u, "DEV", &machine.Membership{RoomID: rooms[i], Target: u, Membership: "join"}); err != nil {
+		rooms[r] = res.RoomID
+		for _, u := range members[r][1:] {
+			if _, err := apply(machine.CmdMembership, u, "DEV", &machine.Membership{RoomID: rooms[r], Target: u, Membership: "join"}); err != nil {
 				return 0, false, err
 			}
 		}
@@ -328,10 +428,10 @@ func build(state string, cfg Config) (uint64, bool, error) {
 	seq := m.Log().Pending().Seq
 	last := time.Now()
 	for i := 0; seq < cfg.Records; i++ {
-		u := users[i%len(users)]
-		room := rooms[(i/len(users))%len(rooms)]
+		r := i % len(rooms)
+		u := members[r][(i/len(rooms))%len(members[r])]
 		body := fmt.Sprintf(`{"msgtype":"m.text","body":"message %d from %s: the quick brown fox jumps over the lazy dog"}`, i, u)
-		res, err := apply(machine.CmdSendEvent, u, "DEV", &machine.SendEvent{RoomID: room, Type: "m.room.message", Content: json.RawMessage(body), TxnID: fmt.Sprint("t", i)})
+		res, err := apply(machine.CmdSendEvent, u, "DEV", &machine.SendEvent{RoomID: rooms[r], Type: "m.room.message", Content: json.RawMessage(body), TxnID: fmt.Sprint("t", i)})
 		if err != nil {
 			return 0, false, err
 		}

@@ -144,10 +144,8 @@ type eventsOnly struct {
 	Events []json.RawMessage `json:"events"`
 }
 
-func (s *syncBody) roomCount() int { return len(s.Rooms.Join) + len(s.Rooms.Invite) + len(s.Rooms.Leave) }
-
-func (s *syncBody) empty() bool {
-	return s.roomCount() == 0 && len(s.Presence.Events) == 0 && len(s.AccountData.Events) == 0 && len(s.ToDevice.Events) == 0
+func (s *syncBody) roomCount() int {
+	return len(s.Rooms.Join) + len(s.Rooms.Invite) + len(s.Rooms.Leave)
 }
 
 // doSync is GET /sync; timeoutMs < 0 omits the timeout.
@@ -368,18 +366,22 @@ func (b *bench) runWake(ctx context.Context) (*WakeResult, error) {
 			}
 		})
 	}
-	// Parked: every idle user is in a long-poll and none has returned for
+	// Parked: every idle user is in a long-poll, none has returned for
 	// two seconds (the first syncs set presence, which wakes the others in
-	// the same room once).
+	// the same room once), and, if the server says, it holds them all
+	// parked (a sync whose presence write is still committing is in
+	// flight but not parked yet, and its presence would wake the others).
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		quiet := time.Since(time.Unix(0, lastReturn.Load()))
 		if started.Load() == int64(b.cfg.Idle) && inPoll.Load() == int64(b.cfg.Idle) && quiet > 2*time.Second {
-			break
+			if w := serverWaiters(ctx, b.hc, b.cfg.Base); w < 0 || w >= b.cfg.Idle {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("idle users did not settle: %d started, %d in a long-poll, %d errors",
-				started.Load(), inPoll.Load(), errs.Load())
+			return nil, fmt.Errorf("idle users did not settle: %d started, %d in a long-poll, server reports %d parked, %d errors",
+				started.Load(), inPoll.Load(), serverWaiters(ctx, b.hc, b.cfg.Base), errs.Load())
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

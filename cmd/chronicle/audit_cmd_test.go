@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -13,7 +14,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -326,6 +329,9 @@ func checkPointInTime(t *testing.T, ws *workloadState, src ...string) {
 }
 
 func TestAuditCommands(t *testing.T) {
+	// Verify caches its replayed state in the user cache directory: keep
+	// it in the test's.
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	srv := apitest.StartCheckpointing(t, "", 25)
 	ws := runWorkload(t, srv.URL)
 	online := []string{"--node", srv.URL, "--secret", apitest.Secret}
@@ -539,5 +545,51 @@ func rawSet(t *testing.T, dir string, key, value []byte) {
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLogTailFollowOnline: tail --follow long-polls the node and prints
+// records as they are written.
+func TestLogTailFollowOnline(t *testing.T) {
+	srv := apitest.Start(t, "")
+	tok := opRegister(t, srv.URL, "carol")
+	room := opCreateRoom(t, srv.URL, tok, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runLog(ctx, []string{"tail", "--follow", "-n", "1", "--room", room, "--node", srv.URL, "--secret", apitest.Secret, "--progress", "off"}, &out, io.Discard)
+	}()
+	for i := range 3 {
+		opSend(t, srv.URL, tok, room, fmt.Sprint("f", i), fmt.Sprint("followed ", i))
+	}
+	if err := waitFor(10*time.Second, func() bool { return strings.Count(out.String(), "m.room.message") >= 3 }); err != nil {
+		t.Fatalf("tail --follow printed:\n%s", out.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("tail --follow: %v", err)
+	}
+	if !strings.Contains(out.String(), "POSITION") || strings.Count(out.String(), "POSITION") != 1 {
+		t.Errorf("the table header should come once:\n%s", out.String())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -27,7 +28,8 @@ const Prefix byte = 0x92
 
 const (
 	tagUnread byte = 'u' // u userID roomID thread seq -> Unread (1 byte)
-	tagCounts byte = 'c' // c userID roomID thread -> Counts (16 bytes)
+	tagCounts byte = 'c' // c userID roomID thread -> checkpoint (Counts, asOf: 24 bytes)
+	tagWindow byte = 'w' // w roomID -> the checkpoint window of the room's latest event
 	tagList   byte = 'l' // l userID seq -> Notif (recent notifications)
 	tagMember byte = 'm' // m roomID userID -> display name (joined members)
 )
@@ -44,6 +46,10 @@ func unreadPrefix(user, room string) projections.Key {
 
 func countsPrefix(user, room string) projections.Key {
 	return projections.NewKey(Prefix, tagCounts).Str(user).Str(room)
+}
+
+func windowKey(room string) projections.Key {
+	return projections.NewKey(Prefix, tagWindow).Str(room)
 }
 
 func listPrefix(user string) projections.Key { return projections.NewKey(Prefix, tagList).Str(user) }
@@ -96,6 +102,42 @@ func decodeCounts(v []byte) (Counts, error) {
 	return Counts{Notify: binary.BigEndian.Uint64(v), Highlight: binary.BigEndian.Uint64(v[8:])}, nil
 }
 
+// checkpoint is what a (user, room, thread)'s unread entries at or before
+// asOf add up to; the counts are that plus the entries after asOf. Folding
+// an event only writes unread entries: counters are brought up to date
+// (asOf moved to the event) for every member on the first event of the
+// room in each window of checkpointEvery positions, so a reader sums at
+// most about two windows' worth of entries. A zero checkpoint is not
+// stored (no entries at or before its asOf, so none is needed).
+type checkpoint struct {
+	Counts
+	asOf uint64
+}
+
+// checkpointEvery is the window length, in positions.
+const checkpointEvery = 64
+
+func (c checkpoint) encode() []byte {
+	return binary.BigEndian.AppendUint64(c.Counts.encode(), c.asOf)
+}
+
+func decodeCheckpoint(v []byte) (checkpoint, error) {
+	if len(v) != 24 {
+		return checkpoint{}, fmt.Errorf("counts entry has %d bytes", len(v))
+	}
+	c, err := decodeCounts(v[:16])
+	return checkpoint{Counts: c, asOf: binary.BigEndian.Uint64(v[16:])}, err
+}
+
+func (c *Counts) addUnread(u Unread) {
+	if u.Notify {
+		c.Notify++
+	}
+	if u.Highlight {
+		c.Highlight++
+	}
+}
+
 // Notif is one entry of a user's recent notifications.
 type Notif struct {
 	RoomID  string `msgpack:"r"`
@@ -114,7 +156,7 @@ type Notif struct {
 type Projection struct{}
 
 func (Projection) Name() string    { return "notifications" }
-func (Projection) Version() uint32 { return 1 }
+func (Projection) Version() uint32 { return 2 }
 func (Projection) Prefix() byte    { return Prefix }
 
 // Apply folds one record.
@@ -171,27 +213,87 @@ func applyEvent(w projections.Writer, rec *rlog.Record) error {
 		return err
 	}
 	defer loader.Close()
+	refresh, err := newWindow(w, f.RoomID, rec.Seq)
+	if err != nil {
+		return err
+	}
+	enc := encoder{room: f.RoomID, eventID: f.EventID, thread: thread, ts: rec.Time}
+	mr := &memberRoom{roomState: shared}
 	for _, mb := range members {
 		user := mb.user
-		if user == p.Sender {
-			continue
+		if user != p.Sender {
+			eval, err := loader.Evaluator(user)
+			if err != nil {
+				return err
+			}
+			mr.user, mr.displayName = user, mb.displayName
+			m := eval.Match(mr, ev)
+			if shared.err != nil {
+				return shared.err
+			}
+			if m != nil && (m.Notify || m.Highlight) {
+				if err := add(w, user, f.RoomID, thread, rec.Seq, &enc, m); err != nil {
+					return err
+				}
+			}
 		}
-		eval, err := loader.Evaluator(user)
-		if err != nil {
-			return err
-		}
-		m := eval.Match(&memberRoom{roomState: shared, user: user, displayName: mb.displayName}, ev)
-		if shared.err != nil {
-			return shared.err
-		}
-		if m == nil || (!m.Notify && !m.Highlight) {
-			continue
-		}
-		if err := add(w, user, f.RoomID, thread, rec, f.EventID, m); err != nil {
-			return err
+		if refresh {
+			if err := recount(w, user, f.RoomID, rec.Seq); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// newWindow records that the room has an event at seq and reports whether
+// it is the room's first in its checkpoint window.
+func newWindow(w projections.Writer, room string, seq uint64) (bool, error) {
+	key := windowKey(room)
+	win := seq / checkpointEvery
+	v, closer, err := w.Get(key)
+	switch {
+	case err == nil:
+		same := len(v) == 8 && binary.BigEndian.Uint64(v) == win
+		closer.Close()
+		if same {
+			return false, nil
+		}
+	case !errors.Is(err, pebble.ErrNotFound):
+		return false, fmt.Errorf("window of %s: %w", room, err)
+	}
+	return true, w.Set(key, binary.BigEndian.AppendUint64(nil, win), nil)
+}
+
+// encoder encodes one event's list entries, once per distinct match.
+type encoder struct {
+	room, eventID, thread string
+	ts                    int64
+	cache                 []encoded
+}
+
+type encoded struct {
+	actions   json.RawMessage
+	highlight bool
+	b         []byte
+}
+
+// list returns the list entry of a member notified by m; the bytes are
+// shared and never modified.
+func (e *encoder) list(m *pushrules.Match) ([]byte, error) {
+	for _, c := range e.cache {
+		if c.highlight == m.Highlight && bytes.Equal(c.actions, m.Actions) {
+			return c.b, nil
+		}
+	}
+	b, err := msgpack.Marshal(&Notif{
+		RoomID: e.room, EventID: e.eventID, Thread: e.thread, Actions: m.Actions, Highlight: m.Highlight, TS: e.ts,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode notification: %w", err)
+	}
+	e.cache = append(e.cache, encoded{actions: m.Actions, highlight: m.Highlight, b: b})
+	return b, nil
 }
 
 // applyMember keeps the projection's own index of joined members and
@@ -235,27 +337,21 @@ func joinedMembers(r pebble.Reader, room string) ([]member, error) {
 	return out, it.Error()
 }
 
-// add records one notifying event for user.
-func add(w projections.Writer, user, room, thread string, rec *rlog.Record, eventID string, m *pushrules.Match) error {
-	if err := w.Set(unreadPrefix(user, room).Str(thread).U64(rec.Seq), Unread{Notify: m.Notify, Highlight: m.Highlight}.encode(), nil); err != nil {
-		return err
-	}
-	d := Counts{}
-	if m.Notify {
-		d.Notify = 1
-	}
-	if m.Highlight {
-		d.Highlight = 1
-	}
-	if err := addCounts(w, user, room, thread, d, false); err != nil {
+// add records one notifying event for user: its unread entry (the
+// counters are checkpoints, see checkpoint) and, if it notifies, its list
+// entry.
+func add(w projections.Writer, user, room, thread string, seq uint64, enc *encoder, m *pushrules.Match) error {
+	if err := w.Set(unreadPrefix(user, room).Str(thread).U64(seq), Unread{Notify: m.Notify, Highlight: m.Highlight}.encode(), nil); err != nil {
 		return err
 	}
 	if !m.Notify {
 		return nil
 	}
-	return projections.SetMsgpack(w, listPrefix(user).U64(rec.Seq), &Notif{
-		RoomID: room, EventID: eventID, Thread: thread, Actions: m.Actions, Highlight: m.Highlight, TS: rec.Time,
-	})
+	b, err := enc.list(m)
+	if err != nil {
+		return err
+	}
+	return w.Set(listPrefix(user).U64(seq), b, nil)
 }
 
 // trimList drops all but the user's Keep latest notifications.
@@ -280,33 +376,89 @@ func trimList(w projections.Writer, user string) error {
 	return w.DeleteRange(p, projections.Key(cut).Raw([]byte{0}), nil)
 }
 
-// addCounts adds (or, with sub, subtracts) d to a thread's counters,
-// deleting them at zero.
-func addCounts(w projections.Writer, user, room, thread string, d Counts, sub bool) error {
-	key := countsPrefix(user, room).Str(thread)
-	var c Counts
-	v, closer, err := w.Get(key)
-	switch {
-	case err == nil:
-		c, err = decodeCounts(v)
-		closer.Close()
+// checkpoints reads the user's checkpoints in room, by thread.
+func checkpoints(r pebble.Reader, user, room string) (map[string]checkpoint, error) {
+	p := countsPrefix(user, room)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
+	if err != nil {
+		return nil, fmt.Errorf("counts of %s in %s: %w", user, room, err)
+	}
+	defer it.Close()
+	var out map[string]checkpoint
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		c, err := decodeCheckpoint(it.Value())
 		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = map[string]checkpoint{}
+		}
+		out[string(k[len(p):len(k)-1])] = c
+	}
+	return out, it.Error()
+}
+
+// roomCounts computes the user's counts in room per thread, in thread
+// order, those that are not zero: each thread's checkpoint plus its unread
+// entries after it.
+func roomCounts(r pebble.Reader, user, room string) ([]ThreadCounts, map[string]checkpoint, error) {
+	cps, err := checkpoints(r, user, room)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := unreadPrefix(user, room)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
+	if err != nil {
+		return nil, nil, fmt.Errorf("unread of %s in %s: %w", user, room, err)
+	}
+	defer it.Close()
+	var out []ThreadCounts
+	for ok := it.First(); ok; {
+		k := it.Key()
+		th := string(k[len(p) : len(k)-9]) // thread, then 0x00 and the seq
+		tp := p.Str(th)
+		cp, has := cps[th]
+		c := cp.Counts
+		if has { // skip the entries the checkpoint covers
+			ok = it.SeekGE(tp.U64(cp.asOf + 1))
+		}
+		for ; ok && len(it.Key()) == len(tp)+8 && bytes.HasPrefix(it.Key(), tp); ok = it.Next() {
+			c.addUnread(decodeUnread(it.Value()))
+		}
+		if c != (Counts{}) {
+			out = append(out, ThreadCounts{Thread: th, Counts: c})
+		}
+	}
+	return out, cps, it.Error()
+}
+
+// recount moves all of user's checkpoints in room to asOf (the latest
+// position).
+func recount(w projections.Writer, user, room string, asOf uint64) error {
+	tcs, cps, err := roomCounts(w, user, room)
+	if err != nil {
+		return err
+	}
+	for _, tc := range tcs {
+		delete(cps, tc.Thread)
+		if err := w.Set(countsPrefix(user, room).Str(tc.Thread), checkpoint{Counts: tc.Counts, asOf: asOf}.encode(), nil); err != nil {
 			return err
 		}
-	case !errors.Is(err, pebble.ErrNotFound):
-		return fmt.Errorf("counts of %s: %w", user, err)
 	}
-	if sub {
-		c.Notify -= min(c.Notify, d.Notify)
-		c.Highlight -= min(c.Highlight, d.Highlight)
-	} else {
-		c.Notify += d.Notify
-		c.Highlight += d.Highlight
+	// Threads left with nothing (cps holds no more entries: a zero total
+	// means no entries) drop their checkpoint, in thread order.
+	left := make([]string, 0, len(cps))
+	for th := range cps {
+		left = append(left, th)
 	}
-	if c == (Counts{}) {
-		return w.Delete(key, nil)
+	slices.Sort(left)
+	for _, th := range left {
+		if err := w.Delete(countsPrefix(user, room).Str(th), nil); err != nil {
+			return err
+		}
 	}
-	return w.Set(key, c.encode(), nil)
+	return nil
 }
 
 func applyReceipt(w projections.Writer, rec *rlog.Record) error {
@@ -351,32 +503,44 @@ func markRead(w projections.Writer, user, room, thread string, all bool, upTo ui
 	if err != nil {
 		return fmt.Errorf("unread of %s in %s: %w", user, room, err)
 	}
+	var cps map[string]checkpoint
+	if it.First() {
+		if cps, err = checkpoints(w, user, room); err != nil {
+			it.Close()
+			return err
+		}
+	}
 	type dec struct {
 		thread string
-		d      Counts
+		cp     checkpoint
 	}
 	var decs []dec
 	var drop [][]byte
-	for it.First(); it.Valid(); it.Next() {
+	for ; it.Valid(); it.Next() {
 		k := it.Key()
 		seq := projections.U64At(k)
 		if seq > upTo {
 			continue
 		}
 		th := string(k[len(p) : len(k)-9]) // thread, then 0x00 and the seq
+		drop = append(drop, bytes.Clone(k))
+		cp, ok := cps[th]
+		if !ok || seq > cp.asOf {
+			continue // not in the checkpoint
+		}
 		u := decodeUnread(it.Value())
 		i := slices.IndexFunc(decs, func(d dec) bool { return d.thread == th })
 		if i < 0 {
-			decs = append(decs, dec{thread: th})
+			decs = append(decs, dec{thread: th, cp: cp})
 			i = len(decs) - 1
 		}
+		c := &decs[i].cp.Counts
 		if u.Notify {
-			decs[i].d.Notify++
+			c.Notify -= min(c.Notify, 1)
 		}
 		if u.Highlight {
-			decs[i].d.Highlight++
+			c.Highlight -= min(c.Highlight, 1)
 		}
-		drop = append(drop, bytes.Clone(k))
 	}
 	if err := it.Close(); err != nil {
 		return err
@@ -389,7 +553,14 @@ func markRead(w projections.Writer, user, room, thread string, all bool, upTo ui
 	// Keys iterate in thread order, so decs is sorted: writes are in a
 	// fixed order.
 	for _, d := range decs {
-		if err := addCounts(w, user, room, d.thread, d.d, true); err != nil {
+		key := countsPrefix(user, room).Str(d.thread)
+		var err error
+		if d.cp.Counts == (Counts{}) {
+			err = w.Delete(key, nil)
+		} else {
+			err = w.Set(key, d.cp.encode(), nil)
+		}
+		if err != nil {
 			return err
 		}
 	}

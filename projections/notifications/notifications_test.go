@@ -383,3 +383,49 @@ type quietPebble struct{}
 func (quietPebble) Infof(string, ...any)         {}
 func (quietPebble) Errorf(string, ...any)        {}
 func (quietPebble) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
+
+// Counts stay exact across many checkpoint windows, with receipts landing
+// before and after checkpoints, in the main timeline and a thread.
+func TestCountsAcrossCheckpoints(t *testing.T) {
+	d := newDriver(t)
+	room := d.room(alice, "public_chat", bob, carol)
+	root := d.say(alice, room, "root")
+	var main, thread []string // alice's events bob has not read, per timeline
+	main = append(main, root)
+	for i := range 400 {
+		switch {
+		case i%7 == 3:
+			thread = append(thread, d.inThread(alice, room, root, "in thread"))
+		case i%5 == 0:
+			main = append(main, d.say(alice, room, "hey Bobby Tables")) // highlight
+		default:
+			main = append(main, d.say(alice, room, "hello"))
+		}
+		if i%53 == 52 && len(main) > 3 { // read all but the last 3 of main
+			d.receipt(bob, room, "m.read", main[len(main)-4], "main")
+			main = main[len(main)-3:]
+		}
+		if i%97 == 96 && len(thread) > 1 {
+			d.receipt(bob, room, "m.read", thread[len(thread)-2], root)
+			thread = thread[len(thread)-1:]
+		}
+		if i%41 == 40 {
+			d.say(carol, room, "carol") // notifies bob; carol reads
+			main = append(main, "carol")
+		}
+		_, by := d.counts(bob, room)
+		if got := by[""].Notify; got != uint64(len(main)) {
+			t.Fatalf("step %d: bob's main count %d, want %d", i, got, len(main))
+		}
+		if got := by[root].Notify; got != uint64(len(thread)) {
+			t.Fatalf("step %d: bob's thread count %d, want %d", i, got, len(thread))
+		}
+		if _, c := d.counts(carol, room); i%41 == 40 && c[""].Notify != 0 {
+			t.Fatalf("step %d: carol's main count %+v after speaking", i, c[""])
+		}
+	}
+	// An unthreaded receipt at the latest event reads everything.
+	last := d.say(carol, room, "end")
+	d.receipt(bob, room, "m.read", last, "")
+	d.want(bob, room, 0, 0)
+}

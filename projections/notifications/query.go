@@ -26,23 +26,8 @@ type ThreadCounts struct {
 // RoomCounts returns a user's unread counts in a room per thread, in
 // thread order (the main timeline, "", first when it has any).
 func RoomCounts(r pebble.Reader, user, room string) ([]ThreadCounts, error) {
-	p := countsPrefix(user, room)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
-	if err != nil {
-		return nil, fmt.Errorf("counts of %s in %s: %w", user, room, err)
-	}
-	defer it.Close()
-	var out []ThreadCounts
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()
-		c, err := decodeCounts(it.Value())
-		if err != nil {
-			return nil, err
-		}
-		tc := ThreadCounts{Thread: string(k[len(p) : len(k)-1]), Counts: c}
-		out = append(out, tc)
-	}
-	return out, it.Error()
+	tcs, _, err := roomCounts(r, user, room)
+	return tcs, err
 }
 
 // Total sums thread counts.

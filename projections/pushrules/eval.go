@@ -24,6 +24,12 @@ import (
 type Event struct {
 	mx       *event.Event
 	mentions bool // content has m.mentions: legacy mention rules are off
+	// generic is, for rulesets made of the unchanged server-default rules,
+	// the index of the first rule that is not per-member and matches (the
+	// ruleset's length if none), computed by the first such Match (-1
+	// before). An Event is matched in one room state (the room as it is
+	// after the event), so this is the same for every member.
+	generic int
 }
 
 // NewEvent prepares an event. Content that is not a JSON object has no
@@ -38,6 +44,7 @@ func NewEvent(roomID, sender, typ string, stateKey *string, content json.RawMess
 			Content: event.Content{VeryRaw: content, Raw: raw},
 		},
 		mentions: mentions,
+		generic:  -1,
 	}
 }
 
@@ -69,6 +76,10 @@ type compiledRule struct {
 	broken      bool // conditions that do not decode never match
 	// placeholder: a server-default rule naming its owner.
 	placeholder bool
+	// perMember: the rule's outcome depends on whose it is (it names its
+	// owner or reads their display name); every other condition reads only
+	// the event and the room, the same for every member.
+	perMember bool
 }
 
 func compileRule(kind string, r *Rule) compiledRule {
@@ -88,6 +99,9 @@ func compileRule(kind string, r *Rule) compiledRule {
 		c.pattern = *r.Pattern
 	}
 	c.placeholder = bytes.Contains(r.Conditions, []byte(userPlaceholder)) || c.pattern == localpartPlaceholder
+	c.perMember = c.placeholder || slices.ContainsFunc(c.conds, func(cond *mpr.PushCondition) bool {
+		return cond != nil && cond.Kind == mpr.KindContainsDisplayName
+	})
 	c.compileGlobs()
 	return c
 }
@@ -176,6 +190,10 @@ var compiledDefaults = func() (out struct{ prepend, override, content, underride
 type Evaluator struct {
 	user  string
 	rules []compiledRule // every kind, in priority order
+	// defaults: the ruleset is the unchanged server-default rules, so its
+	// rules differ from any other such ruleset's only in the per-member
+	// ones (see Match).
+	defaults bool
 }
 
 // LoadEvaluator reads the user's rules and builds their evaluator.
@@ -294,6 +312,7 @@ func NewEvaluator(user string, u *UserRules) *Evaluator {
 	own(KindSender, u.Sender)
 	own(KindUnderride, u.Underride)
 	defaults(KindUnderride, d.underride)
+	e.defaults = u.unchanged()
 	return e
 }
 
@@ -301,20 +320,47 @@ func NewEvaluator(user string, u *UserRules) *Evaluator {
 // room supplies what room-dependent conditions read (the owner's display
 // name, the member count, and, if it implements
 // mautrix's PowerLevelfulRoom, the power levels).
+//
+// For a ruleset of unchanged server-default rules, the rules that are the
+// same for every member are evaluated once per event (ev.generic): a
+// member's Match only tries the per-member rules ranked above the first of
+// them that matched. The result is the same as trying every rule in order.
 func (e *Evaluator) Match(room mpr.Room, ev *Event) *Match {
-	for i := range e.rules {
-		c := &e.rules[i]
-		if !c.enabled || c.broken {
-			continue
+	if !e.defaults {
+		for i := range e.rules {
+			if c := &e.rules[i]; c.usable(ev) && c.matches(room, ev) {
+				return c.match()
+			}
 		}
-		if ev.mentions && legacyMentionRules[c.id] {
-			continue
-		}
-		if c.matches(room, ev) {
-			return &Match{Kind: c.kind, RuleID: c.id, Actions: c.actions, Notify: c.notify, Highlight: c.highlight}
+		return nil
+	}
+	if ev.generic < 0 {
+		ev.generic = len(e.rules)
+		for i := range e.rules {
+			if c := &e.rules[i]; !c.perMember && c.usable(ev) && c.matches(room, ev) {
+				ev.generic = i
+				break
+			}
 		}
 	}
+	for i := 0; i < ev.generic; i++ {
+		if c := &e.rules[i]; c.perMember && c.usable(ev) && c.matches(room, ev) {
+			return c.match()
+		}
+	}
+	if ev.generic < len(e.rules) {
+		return e.rules[ev.generic].match()
+	}
 	return nil
+}
+
+// usable reports whether the rule takes part in matching ev.
+func (c *compiledRule) usable(ev *Event) bool {
+	return c.enabled && !c.broken && !(ev.mentions && legacyMentionRules[c.id])
+}
+
+func (c *compiledRule) match() *Match {
+	return &Match{Kind: c.kind, RuleID: c.id, Actions: c.actions, Notify: c.notify, Highlight: c.highlight}
 }
 
 func (c *compiledRule) matches(room mpr.Room, ev *Event) bool {

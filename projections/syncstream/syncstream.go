@@ -19,7 +19,8 @@
 //
 // Record types that never show in any sync response (registrations,
 // sessions, filters, cluster membership, aliases, directory visibility,
-// forgotten rooms, reports, to-device acknowledgements) get no entry.
+// forgotten rooms, reports, to-device acknowledgements, checkpoints) get
+// no entry.
 // Every other type gets one, and a type this package does not know gets
 // KindOther, which readers must treat as "may concern anyone": a new
 // record type can make a long-poll wake too often, never too rarely.
@@ -97,13 +98,15 @@ var invisible = map[string]bool{
 	// Dropping acknowledged to-device messages removes only what a sync
 	// already delivered.
 	facts.TypeToDeviceDropped: true,
+	facts.TypeCheckpoint:      true,
 }
 
 // refs decodes the few fields the folded facts name things by. The tags
 // are the facts' own: RoomEvent, TypingSet and ReceiptSet carry the room
 // under "r"; AccountDataSet, PresenceSet and ToDeviceSent the user under
 // "u", ToDeviceSent the device under "d". Decoding only these skips the
-// rest of a body (a room event's PDU).
+// rest of a body (a room event's PDU). The push rule facts name their user
+// under "u" too.
 type refs struct {
 	RoomID string `msgpack:"r"`
 	UserID string `msgpack:"u"`
@@ -151,7 +154,9 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 	switch rec.Type {
 	case facts.TypeRoomEvent, facts.TypeTypingSet, facts.TypeReceiptSet:
 		kind = KindRoom
-	case facts.TypeAccountDataSet:
+	case facts.TypeAccountDataSet,
+		// Push rules are the user's m.push_rules account data.
+		facts.TypePushRuleSet, facts.TypePushRuleDeleted, facts.TypePushRuleEnabled, facts.TypePushRuleActions:
 		kind = KindAccountData
 	case facts.TypeToDeviceSent:
 		kind = KindToDevice

@@ -130,6 +130,7 @@ func TestChangedRoomsNamesEachChangedRoomOnce(t *testing.T) {
 	d.do(machine.CmdSendToDevice, alice, &machine.SendToDevice{Type: "m.test", TxnID: "1",
 		Messages: map[string]map[string]json.RawMessage{bob: {"*": json.RawMessage(`{"x":1}`)}}})
 	d.do(machine.CmdLogin, bob, &machine.Login{DeviceID: "E"})
+	d.do(machine.CmdPushRuleEnabled, bob, &machine.PushRuleEnabled{Kind: "override", RuleID: ".m.rule.master", Enabled: true})
 	if got := d.changed(quiet, d.head()); len(got) != 0 {
 		t.Fatalf("non-room records named rooms %v", got)
 	}
@@ -146,7 +147,7 @@ func TestChangedRoomsNamesEachChangedRoomOnce(t *testing.T) {
 			kinds = append(kinds, fmt.Sprintf("%c %s %s %s", c.Kind, c.Room, c.User, c.Device))
 		}
 	})
-	want := []string{"a  " + alice + " ", "p  " + alice + " ", "t  " + bob + " D"}
+	want := []string{"a  " + alice + " ", "p  " + alice + " ", "t  " + bob + " D", "a  " + bob + " "}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("changes = %q, want %q", kinds, want)
 	}
