@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -117,6 +118,12 @@ func toMatrixError(err error) *Error {
 // handleError is echo's error handler: the one place errors are rendered.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
+		return
+	}
+	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+		// The client went away (a long-poll it gave up on, a shutdown):
+		// nobody reads the answer and nothing failed.
+		s.logger.Debug("request abandoned by client", "method", c.Request().Method, "path", c.Path())
 		return
 	}
 	me := toMatrixError(err)
