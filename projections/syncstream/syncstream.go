@@ -142,7 +142,7 @@ func memberTarget(pdu []byte) (string, error) {
 type Projection struct{}
 
 func (Projection) Name() string    { return "syncstream" }
-func (Projection) Version() uint32 { return 1 }
+func (Projection) Version() uint32 { return 2 }
 func (Projection) Prefix() byte    { return Prefix }
 
 // Apply folds one record.
