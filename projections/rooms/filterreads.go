@@ -49,17 +49,8 @@ func stateRangeAt(r pebble.Reader, roomID string, p projections.Key, lower, uppe
 		if err := decode(it.Value(), &ref); err != nil {
 			return nil, err
 		}
-		at := ref.Seq
-		if seq != 0 && ref.Seq > seq {
-			evType, sk := splitStateKey(it.Key()[len(p):])
-			if at, err = historyAt(r, roomID, evType, sk, seq); err != nil {
-				return nil, err
-			}
-			if at == 0 {
-				continue // the entry did not exist yet at seq
-			}
-		}
-		ev, err := GetEvent(r, roomID, at)
+		evType, sk := splitStateKey(it.Key()[len(p):])
+		ev, err := stateEventAt(r, roomID, evType, sk, ref, seq)
 		if err != nil {
 			return nil, err
 		}

@@ -79,18 +79,8 @@ func StateAt(r pebble.Reader, roomID string, seq uint64) ([]*Event, error) {
 		if err := decode(it.Value(), &ref); err != nil {
 			return nil, err
 		}
-		at := ref.Seq
-		if seq != 0 && ref.Seq > seq {
-			evType, sk := splitStateKey(it.Key()[len(p):])
-			at, err = historyAt(r, roomID, evType, sk, seq)
-			if err != nil {
-				return nil, err
-			}
-			if at == 0 {
-				continue // the entry did not exist yet at seq
-			}
-		}
-		ev, err := GetEvent(r, roomID, at)
+		evType, sk := splitStateKey(it.Key()[len(p):])
+		ev, err := stateEventAt(r, roomID, evType, sk, ref, seq)
 		if err != nil {
 			return nil, err
 		}
@@ -99,6 +89,19 @@ func StateAt(r pebble.Reader, roomID string, seq uint64) ([]*Event, error) {
 		}
 	}
 	return out, it.Error()
+}
+
+// stateEventAt loads the event holding one state entry as of seq (0: now),
+// given the entry's current ref; nil if the entry did not exist yet then.
+func stateEventAt(r pebble.Reader, roomID, evType, sk string, ref StateRef, seq uint64) (*Event, error) {
+	at := ref.Seq
+	if seq != 0 && at > seq {
+		var err error
+		if at, err = historyAt(r, roomID, evType, sk, seq); err != nil || at == 0 {
+			return nil, err
+		}
+	}
+	return GetEvent(r, roomID, at)
 }
 
 // historyAt returns the position of the state entry in force at seq, or 0.

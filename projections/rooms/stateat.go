@@ -45,17 +45,8 @@ func StateOfTypeAt(r pebble.Reader, roomID, evType string, seq uint64) ([]*Event
 		if err := decode(it.Value(), &ref); err != nil {
 			return nil, err
 		}
-		at := ref.Seq
-		if seq != 0 && at > seq {
-			k := it.Key()[len(p):]
-			if at, err = historyAt(r, roomID, evType, string(k[:len(k)-1]), seq); err != nil {
-				return nil, err
-			}
-			if at == 0 {
-				continue // the entry did not exist yet at seq
-			}
-		}
-		ev, err := GetEvent(r, roomID, at)
+		k := it.Key()[len(p):]
+		ev, err := stateEventAt(r, roomID, evType, string(k[:len(k)-1]), ref, seq)
 		if err != nil {
 			return nil, err
 		}

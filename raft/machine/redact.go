@@ -53,14 +53,8 @@ func (x *applyCtx) redact() (*Result, error) {
 }
 
 func (x *applyCtx) redactEvent(p *Redact) (*Result, error) {
-	if p.TxnID != "" {
-		prior, err := rooms.TxnEventID(x.b, x.cmd.Actor, x.cmd.Device, p.RoomID, p.TxnID)
-		if err != nil {
-			return nil, err
-		}
-		if prior != "" {
-			return &Result{EventID: prior, RoomID: p.RoomID}, nil
-		}
+	if res, err := x.priorTxn(p.RoomID, p.TxnID); res != nil || err != nil {
+		return res, err
 	}
 	version, rej, err := x.roomVersion(p.RoomID, KindForbidden)
 	if err != nil || rej != nil {

@@ -24,20 +24,26 @@ func (x *applyCtx) roomVersion(roomID string, missing Kind) (id.RoomVersion, *Re
 	return id.RoomVersion(room.Version), nil, nil
 }
 
+// priorTxn answers a retried client transaction (possibly after a leader
+// change) with the event it produced the first time; nil if it is new.
+func (x *applyCtx) priorTxn(roomID, txnID string) (*Result, error) {
+	if txnID == "" {
+		return nil, nil
+	}
+	prior, err := rooms.TxnEventID(x.b, x.cmd.Actor, x.cmd.Device, roomID, txnID)
+	if err != nil || prior == "" {
+		return nil, err
+	}
+	return &Result{EventID: prior, RoomID: roomID}, nil
+}
+
 func (x *applyCtx) sendEvent() (*Result, error) {
 	var p SendEvent
 	if rej := x.payload(&p); rej != nil {
 		return &Result{Err: rej}, nil
 	}
-	if p.TxnID != "" {
-		prior, err := rooms.TxnEventID(x.b, x.cmd.Actor, x.cmd.Device, p.RoomID, p.TxnID)
-		if err != nil {
-			return nil, err
-		}
-		if prior != "" {
-			// A retry (possibly after a leader change): same answer, no event.
-			return &Result{EventID: prior, RoomID: p.RoomID}, nil
-		}
+	if res, err := x.priorTxn(p.RoomID, p.TxnID); res != nil || err != nil {
+		return res, err
 	}
 	version, rej, err := x.roomVersion(p.RoomID, KindForbidden)
 	if err != nil || rej != nil {
