@@ -46,6 +46,10 @@
 // a thread's count is what lies after the furthest of the unthreaded and
 // that thread's receipts, whichever of m.read and m.read.private is ahead,
 // as the spec requires; a receipt that moves backwards changes nothing.
+// Each (user, room, thread) where entries were read keeps the position it
+// was read up to ('r' keys; no unread entries lie at or before it), so
+// marking read and summing counts seek past the deleted entries instead of
+// walking them again, and a receipt at or before it costs one read.
 // Leaving a room drops the user's entries and counters there.
 //
 // The list. Entries are keyed by (user, position), so writes append. On

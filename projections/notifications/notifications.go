@@ -32,6 +32,7 @@ const (
 	tagWindow byte = 'w' // w roomID -> the checkpoint window of the room's latest event
 	tagList   byte = 'l' // l userID seq -> Notif (recent notifications)
 	tagMember byte = 'm' // m roomID userID -> display name (joined members)
+	tagRead   byte = 'r' // r userID roomID thread -> position: no unread entries at or before it
 )
 
 // Keep is how many of a user's latest notifications the list keeps: when
@@ -54,6 +55,10 @@ func windowKey(room string) projections.Key {
 
 func listPrefix(user string) projections.Key { return projections.NewKey(Prefix, tagList).Str(user) }
 
+func readPrefix(user, room string) projections.Key {
+	return projections.NewKey(Prefix, tagRead).Str(user).Str(room)
+}
+
 func memberPrefix(room string) projections.Key {
 	return projections.NewKey(Prefix, tagMember).Str(room)
 }
@@ -74,8 +79,12 @@ func (u Unread) encode() []byte {
 	if u.Highlight {
 		b |= 2
 	}
-	return []byte{b}
+	return unreadValues[b]
 }
+
+// unreadValues are the four encodings, shared (writers copy values and
+// never modify them).
+var unreadValues = [4][]byte{{0}, {1}, {2}, {3}}
 
 func decodeUnread(v []byte) Unread {
 	if len(v) != 1 {
@@ -156,7 +165,7 @@ type Notif struct {
 type Projection struct{}
 
 func (Projection) Name() string    { return "notifications" }
-func (Projection) Version() uint32 { return 2 }
+func (Projection) Version() uint32 { return 3 }
 func (Projection) Prefix() byte    { return Prefix }
 
 // Apply folds one record.
@@ -191,9 +200,12 @@ func applyEvent(w projections.Writer, rec *rlog.Record) error {
 			return err
 		}
 	}
-	thread, err := threadOf(w, f.RoomID, f.EventID)
-	if err != nil {
-		return err
+	thread := ""
+	if mayRelate(p.Content) {
+		var err error
+		if thread, err = threadOf(w, f.RoomID, f.EventID); err != nil {
+			return err
+		}
 	}
 	// Sending marks the sender's notifications in this thread as read.
 	if err := markRead(w, p.Sender, f.RoomID, thread, false, rec.Seq); err != nil {
@@ -270,6 +282,7 @@ type encoder struct {
 	room, eventID, thread string
 	ts                    int64
 	cache                 []encoded
+	key                   []byte // scratch for add's keys
 }
 
 type encoded struct {
@@ -339,9 +352,15 @@ func joinedMembers(r pebble.Reader, room string) ([]member, error) {
 
 // add records one notifying event for user: its unread entry (the
 // counters are checkpoints, see checkpoint) and, if it notifies, its list
-// entry.
+// entry. The keys are built in enc's scratch buffer (writers copy keys).
 func add(w projections.Writer, user, room, thread string, seq uint64, enc *encoder, m *pushrules.Match) error {
-	if err := w.Set(unreadPrefix(user, room).Str(thread).U64(seq), Unread{Notify: m.Notify, Highlight: m.Highlight}.encode(), nil); err != nil {
+	k := append(enc.key[:0], Prefix, tagUnread)
+	k = append(append(k, user...), 0)
+	k = append(append(k, room...), 0)
+	k = append(append(k, thread...), 0)
+	k = binary.BigEndian.AppendUint64(k, seq)
+	enc.key = k
+	if err := w.Set(k, Unread{Notify: m.Notify, Highlight: m.Highlight}.encode(), nil); err != nil {
 		return err
 	}
 	if !m.Notify {
@@ -351,7 +370,11 @@ func add(w projections.Writer, user, room, thread string, seq uint64, enc *encod
 	if err != nil {
 		return err
 	}
-	return w.Set(listPrefix(user).U64(seq), b, nil)
+	k = append(k[:0], Prefix, tagList)
+	k = append(append(k, user...), 0)
+	k = binary.BigEndian.AppendUint64(k, seq)
+	enc.key = k
+	return w.Set(k, b, nil)
 }
 
 // trimList drops all but the user's Keep latest notifications.
@@ -401,12 +424,30 @@ func checkpoints(r pebble.Reader, user, room string) (map[string]checkpoint, err
 
 // roomCounts computes the user's counts in room per thread, in thread
 // order, those that are not zero: each thread's checkpoint plus its unread
-// entries after it.
+// entries after it. A thread with a checkpoint or a read position is read
+// from after them both, so the scan neither sums the entries the
+// checkpoint covers nor walks over deleted (read) ones; the key ranges
+// between such threads (threads with neither, which never had entries
+// deleted one by one) are scanned whole.
 func roomCounts(r pebble.Reader, user, room string) ([]ThreadCounts, map[string]checkpoint, error) {
 	cps, err := checkpoints(r, user, room)
 	if err != nil {
 		return nil, nil, err
 	}
+	reads, err := readPositions(r, user, room)
+	if err != nil {
+		return nil, nil, err
+	}
+	known := make([]string, 0, len(cps)+len(reads))
+	for th := range cps {
+		known = append(known, th)
+	}
+	for th := range reads {
+		if _, ok := cps[th]; !ok {
+			known = append(known, th)
+		}
+	}
+	slices.Sort(known)
 	p := unreadPrefix(user, room)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
 	if err != nil {
@@ -414,22 +455,51 @@ func roomCounts(r pebble.Reader, user, room string) ([]ThreadCounts, map[string]
 	}
 	defer it.Close()
 	var out []ThreadCounts
-	for ok := it.First(); ok; {
-		k := it.Key()
-		th := string(k[len(p) : len(k)-9]) // thread, then 0x00 and the seq
-		tp := p.Str(th)
-		cp, has := cps[th]
-		c := cp.Counts
-		if has { // skip the entries the checkpoint covers
-			ok = it.SeekGE(tp.U64(cp.asOf + 1))
+	// scan appends the sums of the threads in the iterator's bounds.
+	scan := func() {
+		for ok := it.First(); ok; {
+			k := it.Key()
+			th := string(k[len(p) : len(k)-9]) // thread, then 0x00 and the seq
+			tp := p.Str(th)
+			var c Counts
+			for ; ok && len(it.Key()) == len(tp)+8 && bytes.HasPrefix(it.Key(), tp); ok = it.Next() {
+				c.addUnread(decodeUnread(it.Value()))
+			}
+			if c != (Counts{}) {
+				out = append(out, ThreadCounts{Thread: th, Counts: c})
+			}
 		}
-		for ; ok && len(it.Key()) == len(tp)+8 && bytes.HasPrefix(it.Key(), tp); ok = it.Next() {
-			c.addUnread(decodeUnread(it.Value()))
+	}
+	pos := projections.Key(p)
+	for _, th := range known {
+		tp := p.Str(th)
+		if bytes.Compare(pos, tp) < 0 {
+			it.SetBounds(pos, tp)
+			scan()
+		}
+		// Entries at or before the checkpoint are in it; none are left at
+		// or before the read position.
+		cp, hasCP := cps[th]
+		from := cp.asOf
+		if rp, has := reads[th]; has && (!hasCP || rp > from) {
+			from = rp
+		}
+		it.SetBounds(tp.U64(from+1), tp.End())
+		n := len(out)
+		scan()
+		c := cp.Counts
+		if len(out) > n {
+			c.Notify += out[n].Notify
+			c.Highlight += out[n].Highlight
+			out = out[:n]
 		}
 		if c != (Counts{}) {
 			out = append(out, ThreadCounts{Thread: th, Counts: c})
 		}
+		pos = tp.End()
 	}
+	it.SetBounds(pos, p.End())
+	scan()
 	return out, cps, it.Error()
 }
 
@@ -492,54 +562,107 @@ const trimEvery = 8
 
 // markRead deletes the user's unread entries at or before upTo, in one
 // thread or (all) every thread of the room, and lowers the counters.
+// Each (user, room, thread) keeps the position it was last read up to
+// ('r' keys): no unread entries lie at or before it, so scans start after
+// it and do not walk over the deleted (read) entries again.
 func markRead(w projections.Writer, user, room, thread string, all bool, upTo uint64) error {
 	p := unreadPrefix(user, room)
+	var reads map[string]uint64
 	opts := &pebble.IterOptions{LowerBound: p, UpperBound: p.End()}
-	if !all {
+	if all {
+		var err error
+		if reads, err = readPositions(w, user, room); err != nil {
+			return err
+		}
+	} else {
 		tp := p.Str(thread)
-		opts = &pebble.IterOptions{LowerBound: tp, UpperBound: tp.U64(upTo + 1)}
+		lower := tp
+		r, has, err := readPosition(w, readPrefix(user, room).Str(thread))
+		if err != nil {
+			return err
+		}
+		if has {
+			if r >= upTo {
+				return nil
+			}
+			lower = tp.U64(r + 1)
+		}
+		opts = &pebble.IterOptions{LowerBound: lower, UpperBound: tp.U64(upTo + 1)}
 	}
 	it, err := w.NewIter(opts)
 	if err != nil {
 		return fmt.Errorf("unread of %s in %s: %w", user, room, err)
 	}
 	var cps map[string]checkpoint
-	if it.First() {
-		if cps, err = checkpoints(w, user, room); err != nil {
-			it.Close()
-			return err
-		}
-	}
 	type dec struct {
 		thread string
 		cp     checkpoint
 	}
 	var decs []dec
 	var drop [][]byte
-	for ; it.Valid(); it.Next() {
+	var readThreads []string // in thread order
+	inThread := func(k []byte, tp projections.Key) bool {
+		return len(k) == len(tp)+8 && bytes.HasPrefix(k, tp)
+	}
+	for ok := it.First(); ok; {
 		k := it.Key()
-		seq := projections.U64At(k)
-		if seq > upTo {
-			continue
-		}
 		th := string(k[len(p) : len(k)-9]) // thread, then 0x00 and the seq
-		drop = append(drop, bytes.Clone(k))
-		cp, ok := cps[th]
-		if !ok || seq > cp.asOf {
-			continue // not in the checkpoint
+		tp := p.Str(th)
+		if r, has := reads[th]; has && projections.U64At(k) <= r {
+			if r >= upTo {
+				ok = it.SeekGE(tp.End())
+				continue
+			}
+			if ok = it.SeekGE(tp.U64(r + 1)); !ok || !inThread(it.Key(), tp) {
+				continue // the thread has nothing after r
+			}
 		}
-		u := decodeUnread(it.Value())
-		i := slices.IndexFunc(decs, func(d dec) bool { return d.thread == th })
-		if i < 0 {
-			decs = append(decs, dec{thread: th, cp: cp})
-			i = len(decs) - 1
+		deleted := false
+		for ; ok && inThread(it.Key(), tp); ok = it.Next() {
+			k := it.Key()
+			seq := projections.U64At(k)
+			if seq > upTo {
+				break
+			}
+			if cps == nil {
+				if all {
+					cps, err = checkpoints(w, user, room)
+				} else {
+					cps, err = oneCheckpoint(w, user, room, thread)
+				}
+				if err != nil {
+					it.Close()
+					return err
+				}
+				if cps == nil {
+					cps = map[string]checkpoint{}
+				}
+			}
+			deleted = true
+			drop = append(drop, bytes.Clone(k))
+			cp, in := cps[th]
+			if !in || seq > cp.asOf {
+				continue // not in the checkpoint
+			}
+			u := decodeUnread(it.Value())
+			i := slices.IndexFunc(decs, func(d dec) bool { return d.thread == th })
+			if i < 0 {
+				decs = append(decs, dec{thread: th, cp: cp})
+				i = len(decs) - 1
+			}
+			c := &decs[i].cp.Counts
+			if u.Notify {
+				c.Notify -= min(c.Notify, 1)
+			}
+			if u.Highlight {
+				c.Highlight -= min(c.Highlight, 1)
+			}
 		}
-		c := &decs[i].cp.Counts
-		if u.Notify {
-			c.Notify -= min(c.Notify, 1)
+		if deleted {
+			readThreads = append(readThreads, th)
 		}
-		if u.Highlight {
-			c.Highlight -= min(c.Highlight, 1)
+		if ok && inThread(it.Key(), tp) {
+			ok = it.SeekGE(tp.End()) // the rest of the thread is after upTo
 		}
 	}
 	if err := it.Close(); err != nil {
@@ -564,12 +687,75 @@ func markRead(w projections.Writer, user, room, thread string, all bool, upTo ui
 			return err
 		}
 	}
+	// Only threads where something was deleted move their read position
+	// (elsewhere there are no deleted entries to skip).
+	for _, th := range readThreads {
+		if err := w.Set(readPrefix(user, room).Str(th), binary.BigEndian.AppendUint64(nil, upTo), nil); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// oneCheckpoint reads the user's checkpoint of one thread, as checkpoints
+// does (nil when there is none).
+func oneCheckpoint(r pebble.Reader, user, room, thread string) (map[string]checkpoint, error) {
+	v, closer, err := r.Get(countsPrefix(user, room).Str(thread))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("counts of %s in %s: %w", user, room, err)
+	}
+	defer closer.Close()
+	c, err := decodeCheckpoint(v)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]checkpoint{thread: c}, nil
+}
+
+// readPosition reads one 'r' key.
+func readPosition(r pebble.Reader, key []byte) (uint64, bool, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read position: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("read position has %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// readPositions reads the user's read positions in room, by thread.
+func readPositions(r pebble.Reader, user, room string) (map[string]uint64, error) {
+	p := readPrefix(user, room)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
+	if err != nil {
+		return nil, fmt.Errorf("read positions of %s in %s: %w", user, room, err)
+	}
+	defer it.Close()
+	var out map[string]uint64
+	for it.First(); it.Valid(); it.Next() {
+		k, v := it.Key(), it.Value()
+		if len(v) != 8 {
+			return nil, fmt.Errorf("read position has %d bytes", len(v))
+		}
+		if out == nil {
+			out = map[string]uint64{}
+		}
+		out[string(k[len(p):len(k)-1])] = binary.BigEndian.Uint64(v)
+	}
+	return out, it.Error()
 }
 
 // clearRoom drops everything unread of user in room (they left).
 func clearRoom(w projections.Writer, user, room string) error {
-	for _, p := range []projections.Key{unreadPrefix(user, room), countsPrefix(user, room)} {
+	for _, p := range []projections.Key{unreadPrefix(user, room), countsPrefix(user, room), readPrefix(user, room)} {
 		it, err := w.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
 		if err != nil {
 			return err
@@ -585,6 +771,28 @@ func clearRoom(w projections.Writer, user, room string) error {
 		}
 	}
 	return nil
+}
+
+// mayRelate reports whether content may carry m.relates_to, so that the
+// event may have a relation (the relations projection only records
+// relations named there). It is false only when no key can be it, however
+// decoded: no escape, and no "_to" in any case (the letters t and o have
+// no other case folds).
+func mayRelate(content json.RawMessage) bool {
+	if bytes.IndexByte(content, '\\') >= 0 {
+		return true
+	}
+	for i := bytes.IndexByte(content, '_'); i >= 0; {
+		if i+2 < len(content) && content[i+1]|0x20 == 't' && content[i+2]|0x20 == 'o' {
+			return true
+		}
+		j := bytes.IndexByte(content[i+1:], '_')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // threadOf returns the thread root of an event ("" for the main timeline):
