@@ -25,6 +25,10 @@ type Record struct {
 	Actor    string `msgpack:"a"`
 	Body     []byte `msgpack:"b"`
 	PrevHash Hash   `msgpack:"p"`
+
+	// Memo lets the projections folding this record share one decoding of
+	// its body. It is never encoded, so it is not part of the hash.
+	Memo any `msgpack:"-"`
 }
 
 // Position identifies the head of the log: the last record's seq and hash.

@@ -78,23 +78,12 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 	return nil
 }
 
-// memberFields are the PDU fields the member count reads.
-type memberFields struct {
-	Type     string          `json:"type"`
-	StateKey *string         `json:"state_key"`
-	Content  json.RawMessage `json:"content"`
-}
-
 // applyMember moves the room's joined count when a member event changes
 // whether its target is joined.
 func applyMember(w projections.Writer, rec *rlog.Record) error {
-	var f facts.RoomEvent
-	if err := facts.Decode(rec.Body, &f); err != nil {
+	f, p, err := facts.RoomEventOf(rec)
+	if err != nil {
 		return err
-	}
-	var p memberFields
-	if err := json.Unmarshal(f.PDU, &p); err != nil {
-		return fmt.Errorf("parse PDU %s: %w", f.EventID, err)
 	}
 	if p.Type != "m.room.member" || p.StateKey == nil {
 		return nil

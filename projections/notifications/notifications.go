@@ -179,21 +179,10 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 	return nil
 }
 
-type pduFields struct {
-	Type     string          `json:"type"`
-	StateKey *string         `json:"state_key"`
-	Sender   string          `json:"sender"`
-	Content  json.RawMessage `json:"content"`
-}
-
 func applyEvent(w projections.Writer, rec *rlog.Record) error {
-	var f facts.RoomEvent
-	if err := facts.Decode(rec.Body, &f); err != nil {
+	f, p, err := facts.RoomEventOf(rec)
+	if err != nil {
 		return err
-	}
-	var p pduFields
-	if err := json.Unmarshal(f.PDU, &p); err != nil {
-		return fmt.Errorf("parse PDU %s: %w", f.EventID, err)
 	}
 	if p.Type == "m.room.member" && p.StateKey != nil {
 		if err := applyMember(w, f.RoomID, *p.StateKey, p.Content); err != nil {

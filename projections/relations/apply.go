@@ -23,15 +23,6 @@ func (Projection) Name() string    { return "relations" }
 func (Projection) Version() uint32 { return 1 }
 func (Projection) Prefix() byte    { return Prefix }
 
-// pduFields are the PDU fields the projection reads.
-type pduFields struct {
-	Type           string          `json:"type"`
-	StateKey       *string         `json:"state_key"`
-	Sender         string          `json:"sender"`
-	Content        json.RawMessage `json:"content"`
-	OriginServerTS int64           `json:"origin_server_ts"`
-}
-
 // maxRelPart bounds rel_type and event_id: they become key parts.
 const maxRelPart = 255
 
@@ -74,13 +65,9 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 	if rec.Type != facts.TypeRoomEvent {
 		return nil
 	}
-	var f facts.RoomEvent
-	if err := facts.Decode(rec.Body, &f); err != nil {
+	f, p, err := facts.RoomEventOf(rec)
+	if err != nil {
 		return err
-	}
-	var p pduFields
-	if err := json.Unmarshal(f.PDU, &p); err != nil {
-		return fmt.Errorf("parse PDU %s: %w", f.EventID, err)
 	}
 	if p.Type == "m.room.redaction" && p.StateKey == nil {
 		return applyRedaction(w, f.RoomID, f.EventID, rec.Seq)

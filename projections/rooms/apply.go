@@ -16,17 +16,6 @@ func (Projection) Name() string    { return "rooms" }
 func (Projection) Version() uint32 { return 3 }
 func (Projection) Prefix() byte    { return Prefix }
 
-// pduFields are the PDU fields the projection reads.
-type pduFields struct {
-	Type           string          `json:"type"`
-	StateKey       *string         `json:"state_key"`
-	Sender         string          `json:"sender"`
-	Content        json.RawMessage `json:"content"`
-	OriginServerTS int64           `json:"origin_server_ts"`
-	Redacts        string          `json:"redacts"`
-	Depth          int64           `json:"depth"`
-}
-
 // Apply folds one record.
 func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 	if rec.Type == facts.TypeRoomForgotten {
@@ -35,13 +24,9 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 	if rec.Type != facts.TypeRoomEvent {
 		return nil
 	}
-	var f facts.RoomEvent
-	if err := facts.Decode(rec.Body, &f); err != nil {
+	f, p, err := facts.RoomEventOf(rec)
+	if err != nil {
 		return err
-	}
-	var p pduFields
-	if err := json.Unmarshal(f.PDU, &p); err != nil {
-		return fmt.Errorf("parse PDU %s: %w", f.EventID, err)
 	}
 	ev := Event{
 		EventID: f.EventID, Type: p.Type, StateKey: p.StateKey, Sender: p.Sender,
