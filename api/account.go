@@ -195,15 +195,18 @@ func (s *Server) whoami(c echo.Context) error {
 
 func (s *Server) logout(c echo.Context) error {
 	r := requester(c)
-	if _, err := s.submitCmd(c, machine.CmdLogout, r.UserID, r.DeviceID, &machine.Logout{}); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{})
+	return s.submitAndAck(c, r, machine.CmdLogout, &machine.Logout{})
 }
 
 func (s *Server) logoutAll(c echo.Context) error {
 	r := requester(c)
-	if _, err := s.submitCmd(c, machine.CmdLogoutAll, r.UserID, r.DeviceID, &machine.Logout{}); err != nil {
+	return s.submitAndAck(c, r, machine.CmdLogoutAll, &machine.Logout{})
+}
+
+// submitAndAck submits the requester's command and answers the spec's
+// empty success object, the shape of most write endpoints.
+func (s *Server) submitAndAck(c echo.Context, r *Requester, typ string, payload any) error {
+	if _, err := s.submitCmd(c, typ, r.UserID, r.DeviceID, payload); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{})

@@ -144,8 +144,5 @@ func (s *Server) forgetRoom(c echo.Context) error {
 		return err
 	}
 	r := requester(c)
-	if _, err := s.submitCmd(c, machine.CmdForgetRoom, r.UserID, r.DeviceID, &machine.ForgetRoom{RoomID: roomID}); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{})
+	return s.submitAndAck(c, r, machine.CmdForgetRoom, &machine.ForgetRoom{RoomID: roomID})
 }

@@ -157,10 +157,7 @@ func (s *Server) deletePushRule(c echo.Context) error {
 		return err
 	}
 	r := requester(c)
-	if _, err := s.submitCmd(c, machine.CmdPushRuleDelete, r.UserID, r.DeviceID, &machine.PushRuleDelete{Kind: kind, RuleID: ruleID}); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{})
+	return s.submitAndAck(c, r, machine.CmdPushRuleDelete, &machine.PushRuleDelete{Kind: kind, RuleID: ruleID})
 }
 
 func (s *Server) putPushRuleEnabled(c echo.Context) error {
@@ -178,10 +175,7 @@ func (s *Server) putPushRuleEnabled(c echo.Context) error {
 	if body.Enabled == nil {
 		return errMissingParam("enabled is required")
 	}
-	if _, err := s.submitCmd(c, machine.CmdPushRuleEnabled, r.UserID, r.DeviceID, &machine.PushRuleEnabled{Kind: kind, RuleID: ruleID, Enabled: *body.Enabled}); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{})
+	return s.submitAndAck(c, r, machine.CmdPushRuleEnabled, &machine.PushRuleEnabled{Kind: kind, RuleID: ruleID, Enabled: *body.Enabled})
 }
 
 func (s *Server) putPushRuleActions(c echo.Context) error {
@@ -202,8 +196,5 @@ func (s *Server) putPushRuleActions(c echo.Context) error {
 	if _, err := pushrules.NormalizeActions(body.Actions); err != nil {
 		return pushRulesError(err)
 	}
-	if _, err := s.submitCmd(c, machine.CmdPushRuleActions, r.UserID, r.DeviceID, &machine.PushRuleActions{Kind: kind, RuleID: ruleID, Actions: body.Actions}); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{})
+	return s.submitAndAck(c, r, machine.CmdPushRuleActions, &machine.PushRuleActions{Kind: kind, RuleID: ruleID, Actions: body.Actions})
 }

@@ -23,10 +23,7 @@ type reportRequest struct {
 
 func (s *Server) fileReport(c echo.Context, rep *machine.Report) error {
 	r := requester(c)
-	if _, err := s.submitCmd(c, machine.CmdReport, r.UserID, r.DeviceID, rep); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{})
+	return s.submitAndAck(c, r, machine.CmdReport, rep)
 }
 
 // readReport reads a report's body. The spec requires reason for room and

@@ -46,10 +46,7 @@ func (s *Server) putAccountData(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.submitCmd(c, machine.CmdAccountData, r.UserID, r.DeviceID, &machine.AccountData{RoomID: roomID, Type: typ, Content: content}); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{})
+	return s.submitAndAck(c, r, machine.CmdAccountData, &machine.AccountData{RoomID: roomID, Type: typ, Content: content})
 }
 
 func (s *Server) getAccountData(c echo.Context) error {
@@ -109,10 +106,7 @@ func (s *Server) putTag(c echo.Context) error {
 	if err := decodeJSON(content, &tag, false); err != nil {
 		return err
 	}
-	if _, err := s.submitCmd(c, machine.CmdTag, r.UserID, r.DeviceID, &machine.Tag{RoomID: c.Param("roomId"), Tag: c.Param("tag"), Content: content}); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{})
+	return s.submitAndAck(c, r, machine.CmdTag, &machine.Tag{RoomID: c.Param("roomId"), Tag: c.Param("tag"), Content: content})
 }
 
 func (s *Server) deleteTag(c echo.Context) error {
@@ -120,10 +114,7 @@ func (s *Server) deleteTag(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.submitCmd(c, machine.CmdTag, r.UserID, r.DeviceID, &machine.Tag{RoomID: c.Param("roomId"), Tag: c.Param("tag"), Delete: true}); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{})
+	return s.submitAndAck(c, r, machine.CmdTag, &machine.Tag{RoomID: c.Param("roomId"), Tag: c.Param("tag"), Delete: true})
 }
 
 func (s *Server) postReceipt(c echo.Context) error {
@@ -194,10 +185,7 @@ func (s *Server) putTyping(c echo.Context) error {
 	if body.Timeout != nil {
 		timeout = *body.Timeout
 	}
-	if _, err := s.submitCmd(c, machine.CmdTyping, r.UserID, r.DeviceID, &machine.Typing{RoomID: c.Param("roomId"), Typing: *body.Typing, Timeout: timeout}); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{})
+	return s.submitAndAck(c, r, machine.CmdTyping, &machine.Typing{RoomID: c.Param("roomId"), Typing: *body.Typing, Timeout: timeout})
 }
 
 func (s *Server) putPresence(c echo.Context) error {
@@ -217,10 +205,7 @@ func (s *Server) putPresence(c echo.Context) error {
 	default:
 		return errInvalidParam("presence must be online, unavailable or offline")
 	}
-	if _, err := s.submitCmd(c, machine.CmdPresence, r.UserID, r.DeviceID, &machine.Presence{Presence: body.Presence, StatusMsg: body.StatusMsg}); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{})
+	return s.submitAndAck(c, r, machine.CmdPresence, &machine.Presence{Presence: body.Presence, StatusMsg: body.StatusMsg})
 }
 
 // sharesRoom reports whether two users are joined to a common room.

@@ -33,7 +33,41 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		c.AddNode(fmt.Sprintf("n%d", i))
 	}
 	c.WaitConverged(10 * time.Second)
+	c.waitAnnounced(10 * time.Second)
 	return c
+}
+
+// waitAnnounced waits until every running node's status names every
+// member's URL: nodes announce their URLs through the log after they
+// start, so a cluster is not fully described before that.
+func (c *Cluster) waitAnnounced(d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		missing := ""
+		for _, s := range c.Running() {
+			st, err := s.Node.Status()
+			if err != nil {
+				missing = err.Error()
+				break
+			}
+			for _, n := range st.Nodes {
+				if n.URL == "" {
+					missing = s.ID + " lacks the URL of " + n.ID
+				}
+			}
+			if st.Leader.URL == "" {
+				missing = s.ID + " lacks the leader's URL"
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("cluster not fully announced within %s: %s", d, missing)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // AddNode starts a new node that joins through the current leader.

@@ -116,9 +116,7 @@ func main() {
 	if cfg.Quick && !set["records"] {
 		cfg.Records = 100_000
 	}
-	if out == "" {
-		out = filepath.Join("bench", "results", fmt.Sprintf("audit-%d.json", time.Now().Unix()))
-	}
+	out = loadgen.ResultsPath(out, "audit")
 	res, err := run(cfg, cpuprofile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "audit bench:", err)

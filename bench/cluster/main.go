@@ -19,7 +19,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -83,7 +82,7 @@ type Results struct {
 	Snapshot    *SnapshotResult         `json:"snapshot,omitempty"`
 	Targets     []Target                `json:"targets,omitempty"`
 	Retries429  int64                   `json:"retries_429"`
-	Errors      map[string]string       `json:"errors,omitempty"`
+	Errors      loadgen.Failures        `json:"errors,omitempty"`
 	Table       [][]string              `json:"table"`
 	// NodeIDs maps the node URLs in the results to node IDs.
 	NodeIDs map[string]string `json:"node_ids,omitempty"`
@@ -95,15 +94,7 @@ func main() {
 	defer stop()
 	res := run(ctx, cfg)
 	res.Table = buildTable(res)
-	loadgen.PrintTable(os.Stdout, res.Table)
-	if err := loadgen.WriteJSON(out, res); err != nil {
-		fmt.Fprintln(stderr, "writing results:", err)
-		os.Exit(1)
-	}
-	fmt.Println("\nresults written to", out)
-	if len(res.Errors) > 0 {
-		os.Exit(1)
-	}
+	loadgen.Report(os.Stdout, res.Table, res, out, len(res.Errors) > 0)
 }
 
 func parseFlags() (Config, string) {
@@ -139,9 +130,7 @@ func parseFlags() (Config, string) {
 		fmt.Fprintln(stderr, "-nodes must be at least 2 and the counts positive")
 		os.Exit(2)
 	}
-	if out == "" {
-		out = filepath.Join("bench", "results", fmt.Sprintf("cluster-%d.json", time.Now().Unix()))
-	}
+	out = loadgen.ResultsPath(out, "cluster")
 	return cfg, out
 }
 
@@ -165,7 +154,7 @@ func machine() Machine {
 // panics and Ctrl-C too.
 func run(ctx context.Context, cfg Config) (res *Results) {
 	res = &Results{StartedAt: time.Now(), GoVersion: runtime.Version(), Machine: machine(), Config: cfg,
-		Errors: map[string]string{}, NodeIDs: map[string]string{}}
+		Errors: loadgen.Failures{}, NodeIDs: map[string]string{}}
 	defer func() {
 		if ctx.Err() != nil {
 			res.Errors["interrupted"] = ctx.Err().Error()
@@ -173,13 +162,8 @@ func run(ctx context.Context, cfg Config) (res *Results) {
 		res.Retries429 = loadgen.Retries429()
 		res.DurationS = time.Since(res.StartedAt).Seconds()
 	}()
-	fail := func(name string, err error) {
-		res.Errors[name] = err.Error()
-		fmt.Fprintf(stderr, "%s: FAILED: %v\n", name, err)
-	}
-	want := func(name string) bool {
-		return cfg.Only == "" || slices.Contains(strings.Split(cfg.Only, ","), name)
-	}
+	fail := res.Errors.Fail
+	want := func(name string) bool { return loadgen.Wants(cfg.Only, name) }
 	step := func(name, what string) bool {
 		if !want(name) || ctx.Err() != nil {
 			return false

@@ -13,9 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,7 +48,7 @@ type Results struct {
 	Paginate    *loadgen.PaginateResult    `json:"paginate,omitempty"`
 	Server      *loadgen.ServerResult      `json:"server,omitempty"`
 	Retries429  int64                      `json:"retries_429"`
-	Errors      map[string]string          `json:"errors,omitempty"`
+	Errors      loadgen.Failures           `json:"errors,omitempty"`
 	Table       [][]string                 `json:"table"`
 }
 
@@ -62,15 +60,7 @@ func main() {
 
 	table := buildTable(res)
 	res.Table = table
-	loadgen.PrintTable(os.Stdout, table)
-	if err := loadgen.WriteJSON(out, res); err != nil {
-		fmt.Fprintln(os.Stderr, "writing results:", err)
-		os.Exit(1)
-	}
-	fmt.Println("\nresults written to", out)
-	if len(res.Errors) > 0 {
-		os.Exit(1)
-	}
+	loadgen.Report(os.Stdout, table, res, out, len(res.Errors) > 0)
 }
 
 func parseFlags() (Config, string) {
@@ -131,16 +121,14 @@ func parseFlags() (Config, string) {
 		fmt.Fprintln(os.Stderr, "-base needs at least one URL")
 		os.Exit(2)
 	}
-	if out == "" {
-		out = filepath.Join("bench", "results", fmt.Sprintf("load-%d.json", time.Now().Unix()))
-	}
+	out = loadgen.ResultsPath(out, "load")
 	return cfg, out
 }
 
 // run executes the scenarios in order. A failing scenario is recorded and the
 // rest still run: a half-built server should still get numbers for what works.
 func run(ctx context.Context, cfg Config) (res *Results) {
-	res = &Results{StartedAt: time.Now(), GoVersion: runtime.Version(), Config: cfg, Errors: map[string]string{}}
+	res = &Results{StartedAt: time.Now(), GoVersion: runtime.Version(), Config: cfg, Errors: loadgen.Failures{}}
 	defer func() {
 		if ctx.Err() != nil {
 			res.Errors["interrupted"] = ctx.Err().Error()
@@ -148,13 +136,8 @@ func run(ctx context.Context, cfg Config) (res *Results) {
 		res.Retries429 = loadgen.Retries429()
 		res.DurationS = time.Since(res.StartedAt).Seconds()
 	}()
-	fail := func(name string, err error) {
-		res.Errors[name] = err.Error()
-		fmt.Fprintf(os.Stderr, "%s: FAILED: %v\n", name, err)
-	}
-	want := func(name string) bool {
-		return cfg.Only == "" || slices.Contains(strings.Split(cfg.Only, ","), name)
-	}
+	fail := res.Errors.Fail
+	want := func(name string) bool { return loadgen.Wants(cfg.Only, name) }
 	step := func(name string) bool {
 		if !want(name) || ctx.Err() != nil {
 			return false

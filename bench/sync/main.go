@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -56,7 +55,7 @@ type Results struct {
 	Initial     []*InitialResult     `json:"initial,omitempty"`
 	Wake        *WakeResult          `json:"wake,omitempty"`
 	Retries429  int64                `json:"retries_429"`
-	Errors      map[string]string    `json:"errors,omitempty"`
+	Errors      loadgen.Failures     `json:"errors,omitempty"`
 	Table       [][]string           `json:"table"`
 }
 
@@ -68,15 +67,7 @@ func main() {
 	defer stop()
 	res := run(ctx, cfg)
 	res.Table = buildTable(res)
-	loadgen.PrintTable(os.Stdout, res.Table)
-	if err := loadgen.WriteJSON(out, res); err != nil {
-		fmt.Fprintln(os.Stderr, "writing results:", err)
-		os.Exit(1)
-	}
-	fmt.Println("\nresults written to", out)
-	if len(res.Errors) > 0 {
-		os.Exit(1)
-	}
+	loadgen.Report(os.Stdout, res.Table, res, out, len(res.Errors) > 0)
 }
 
 func parseFlags() (Config, string) {
@@ -126,23 +117,16 @@ func parseFlags() (Config, string) {
 		fmt.Fprintln(os.Stderr, "counts must be positive")
 		os.Exit(2)
 	}
-	for _, s := range strings.Split(cfg.Only, ",") {
-		if s != "" && !slices.Contains(scenarios, s) {
-			fmt.Fprintf(os.Stderr, "unknown scenario %q in -only\n", s)
-			os.Exit(2)
-		}
-	}
+	loadgen.CheckOnly(cfg.Only, scenarios)
 	cfg.Base = strings.TrimRight(cfg.Base, "/")
-	if out == "" {
-		out = filepath.Join("bench", "results", fmt.Sprintf("sync-%d.json", time.Now().Unix()))
-	}
+	out = loadgen.ResultsPath(out, "sync")
 	return cfg, out
 }
 
 // run executes the scenarios in order; a failed one is recorded and the
 // others still run.
 func run(ctx context.Context, cfg Config) (res *Results) {
-	res = &Results{StartedAt: time.Now(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Config: cfg, Errors: map[string]string{}}
+	res = &Results{StartedAt: time.Now(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Config: cfg, Errors: loadgen.Failures{}}
 	defer func() {
 		if ctx.Err() != nil {
 			res.Errors["interrupted"] = ctx.Err().Error()
@@ -150,22 +134,15 @@ func run(ctx context.Context, cfg Config) (res *Results) {
 		res.Retries429 = loadgen.Retries429()
 		res.DurationS = time.Since(res.StartedAt).Seconds()
 	}()
-	fail := func(name string, err error) {
-		res.Errors[name] = err.Error()
-		fmt.Fprintf(os.Stderr, "%s: FAILED: %v\n", name, err)
-	}
-	want := func(name string) bool {
-		return cfg.Only == "" || slices.Contains(strings.Split(cfg.Only, ","), name)
-	}
+	fail := res.Errors.Fail
+	want := func(name string) bool { return loadgen.Wants(cfg.Only, name) }
 	b := &bench{cfg: cfg, hc: loadgen.NewHTTPClient()}
-	var versions struct {
-		Versions []string `json:"versions"`
-	}
-	if _, err := loadgen.NewClient(cfg.Base, b.hc).Do(ctx, "GET", "/_matrix/client/versions", nil, &versions); err != nil {
-		fail("versions", fmt.Errorf("is a homeserver listening on %s? %w", cfg.Base, err))
+	versions, err := loadgen.ServerVersions(ctx, cfg.Base, b.hc)
+	if err != nil {
+		fail("versions", err)
 		return res
 	}
-	res.Versions = versions.Versions
+	res.Versions = versions
 
 	if want("incremental") || want("initial") {
 		// One user per size, each alone in its rooms.

@@ -33,7 +33,6 @@ package syncstream
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -113,31 +112,6 @@ type refs struct {
 	Device string `msgpack:"d"`
 }
 
-// roomEventRefs is the part of facts.RoomEvent the fold reads.
-type roomEventRefs struct {
-	RoomID string `msgpack:"r"`
-	PDU    []byte `msgpack:"p"`
-}
-
-// memberTarget returns the user a membership event is about, or "" for
-// any other event. Only PDUs that mention the type are parsed.
-func memberTarget(pdu []byte) (string, error) {
-	if !bytes.Contains(pdu, []byte(`"m.room.member"`)) {
-		return "", nil
-	}
-	var ev struct {
-		Type     string  `json:"type"`
-		StateKey *string `json:"state_key"`
-	}
-	if err := json.Unmarshal(pdu, &ev); err != nil {
-		return "", fmt.Errorf("parse PDU: %w", err)
-	}
-	if ev.Type != "m.room.member" || ev.StateKey == nil {
-		return "", nil
-	}
-	return *ev.StateKey, nil
-}
-
 // Projection folds every record a sync response can show.
 type Projection struct{}
 
@@ -168,13 +142,13 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 	var f refs
 	var target string
 	if rec.Type == facts.TypeRoomEvent {
-		var ev roomEventRefs
-		if err := facts.Decode(rec.Body, &ev); err != nil {
-			return err
-		}
-		var err error
-		if target, err = memberTarget(ev.PDU); err != nil {
+		// Decoded once for every projection (rooms has done it already).
+		ev, pdu, err := facts.RoomEventOf(rec)
+		if err != nil {
 			return fmt.Errorf("record %d: %w", rec.Seq, err)
+		}
+		if pdu.Type == "m.room.member" && pdu.StateKey != nil {
+			target = *pdu.StateKey
 		}
 		f.RoomID = ev.RoomID
 	} else if err := facts.Decode(rec.Body, &f); err != nil {

@@ -1,0 +1,77 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The pieces every bench command shares: where results go, which
+// scenarios run, recording failures, the server's versions and the final
+// report.
+
+// ResultsPath is out, or bench/results/<name>-<unix time>.json.
+func ResultsPath(out, name string) string {
+	if out != "" {
+		return out
+	}
+	return filepath.Join("bench", "results", fmt.Sprintf("%s-%d.json", name, time.Now().Unix()))
+}
+
+// CheckOnly exits (status 2) if -only names a scenario not in known.
+func CheckOnly(only string, known []string) {
+	for _, s := range strings.Split(only, ",") {
+		if s != "" && !slices.Contains(known, s) {
+			fmt.Fprintf(os.Stderr, "unknown scenario %q in -only\n", s)
+			os.Exit(2)
+		}
+	}
+}
+
+// Wants reports whether -only selects a scenario (an empty -only selects
+// all).
+func Wants(only, name string) bool {
+	return only == "" || slices.Contains(strings.Split(only, ","), name)
+}
+
+// Failures records failed scenarios by name; a failure is also printed,
+// and the remaining scenarios still run.
+type Failures map[string]string
+
+// Fail records and prints one failure.
+func (f Failures) Fail(name string, err error) {
+	f[name] = err.Error()
+	fmt.Fprintf(os.Stderr, "%s: FAILED: %v\n", name, err)
+}
+
+// ServerVersions asks base for /versions, which also proves a homeserver
+// is listening there.
+func ServerVersions(ctx context.Context, base string, hc *http.Client) ([]string, error) {
+	var versions struct {
+		Versions []string `json:"versions"`
+	}
+	if _, err := NewClient(base, hc).Do(ctx, "GET", "/_matrix/client/versions", nil, &versions); err != nil {
+		return nil, fmt.Errorf("is a homeserver listening on %s? %w", base, err)
+	}
+	return versions.Versions, nil
+}
+
+// Report prints the table, writes res as JSON to out, and exits non-zero
+// when anything failed.
+func Report(stdout io.Writer, table [][]string, res any, out string, failed bool) {
+	PrintTable(stdout, table)
+	if err := WriteJSON(out, res); err != nil {
+		fmt.Fprintln(os.Stderr, "writing results:", err)
+		os.Exit(1)
+	}
+	fmt.Fprintln(stdout, "\nresults written to", out)
+	if failed {
+		os.Exit(1)
+	}
+}
