@@ -133,12 +133,10 @@ func (s *Server) notificationsList(c echo.Context) error {
 			if ev == nil {
 				continue
 			}
-			unread, err := notifications.IsUnread(rd, r.UserID, n)
-			if err != nil {
-				return err
-			}
+			// ts: when the notification was made, which is when its
+			// event was (both are decided in the same fold).
 			out.Notifications = append(out.Notifications, notification{
-				Actions: n.Actions, Event: v.render(ev), Read: !unread, RoomID: n.RoomID, TS: n.TS,
+				Actions: n.Actions, Event: v.render(ev), Read: n.Read, RoomID: n.RoomID, TS: ev.OriginServerTS,
 			})
 		}
 		return nil

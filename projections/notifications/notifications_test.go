@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"chronicle/projections/notifications"
+	"chronicle/projections/rooms"
 	"chronicle/raft/machine"
 )
 
@@ -279,34 +280,37 @@ func TestNotificationList(t *testing.T) {
 	}
 	d.receipt(bob, room, "m.read", ids[1], "")
 	err := d.m.View(func(r pebble.Reader) error {
+		eid := func(n notifications.Notif) string {
+			ev, err := rooms.GetEvent(r, n.RoomID, n.Seq)
+			if err != nil || ev == nil {
+				t.Fatalf("event of %+v: %v", n, err)
+			}
+			return ev.EventID
+		}
 		all, next, err := notifications.List(r, bob, ^uint64(0), 3, false)
 		if err != nil {
 			return err
 		}
-		if len(all) != 3 || all[0].EventID != ids[4] || all[2].EventID != ids[2] || next == 0 {
+		if len(all) != 3 || eid(all[0]) != ids[4] || eid(all[2]) != ids[2] || next == 0 {
 			t.Fatalf("first page %+v next %d", all, next)
 		}
 		rest, next, err := notifications.List(r, bob, next, 10, false)
 		if err != nil {
 			return err
 		}
-		if len(rest) != 2 || rest[1].EventID != ids[0] || next != 0 {
+		if len(rest) != 2 || eid(rest[1]) != ids[0] || next != 0 {
 			t.Fatalf("second page %+v next %d", rest, next)
 		}
 		for i, n := range append(all, rest...) {
-			unread, err := notifications.IsUnread(r, bob, &n)
-			if err != nil {
-				return err
-			}
-			if wantUnread := i < 3; unread != wantUnread {
-				t.Errorf("notification %d (%s) unread %v", i, n.EventID, unread)
+			if wantRead := i >= 3; n.Read != wantRead {
+				t.Errorf("notification %d (%s) read %v", i, eid(n), n.Read)
 			}
 		}
 		hl, _, err := notifications.List(r, bob, ^uint64(0), 10, true)
 		if err != nil {
 			return err
 		}
-		if len(hl) != 3 || hl[0].EventID != ids[4] || hl[1].EventID != ids[2] || !hl[0].Highlight {
+		if len(hl) != 3 || eid(hl[0]) != ids[4] || eid(hl[1]) != ids[2] || !hl[0].Highlight {
 			t.Fatalf("highlights %+v", hl)
 		}
 		return nil
@@ -428,4 +432,62 @@ func TestCountsAcrossCheckpoints(t *testing.T) {
 	last := d.say(carol, room, "end")
 	d.receipt(bob, room, "m.read", last, "")
 	d.want(bob, room, 0, 0)
+}
+
+// Members whose own rules differ from the shared result: a muted room
+// neither counts nor lists; a rule that notifies where the shared result
+// does not counts and lists for that member alone; leaving and rejoining
+// starts afresh.
+func TestExceptionsListAndRejoin(t *testing.T) {
+	d := newDriver(t)
+	room := d.room(alice, "public_chat", bob, carol)
+	list := func(user string) []uint64 {
+		t.Helper()
+		var seqs []uint64
+		if err := d.m.View(func(r pebble.Reader) error {
+			all, _, err := notifications.List(r, user, ^uint64(0), 50, false)
+			for _, n := range all {
+				seqs = append(seqs, n.Seq)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return seqs
+	}
+	d.do(machine.CmdPushRulePut, bob, &machine.PushRulePut{Kind: "room", RuleID: room, Actions: json.RawMessage(`[]`)})
+	first := d.say(alice, room, "a1")
+	d.want(bob, room, 0, 0)
+	d.want(carol, room, 1, 0)
+	if got := list(bob); len(got) != 0 {
+		t.Fatalf("muted bob lists %v", got)
+	}
+	if got := list(carol); len(got) != 1 {
+		t.Fatalf("carol lists %v", got)
+	}
+
+	d.do(machine.CmdPushRulePut, bob, &machine.PushRulePut{Kind: "override", RuleID: "reactions",
+		Conditions: json.RawMessage(`[{"kind":"event_match","key":"type","pattern":"m.reaction"}]`),
+		Actions:    json.RawMessage(`["notify"]`)})
+	d.do(machine.CmdSendEvent, alice, &machine.SendEvent{RoomID: room, Type: "m.reaction",
+		Content: json.RawMessage(`{"m.relates_to":{"rel_type":"m.annotation","event_id":"` + first + `","key":"x"}}`)})
+	d.want(bob, room, 1, 0)
+	d.want(carol, room, 1, 0) // reactions do not notify by the default rules
+	if got := list(bob); len(got) != 1 {
+		t.Fatalf("bob lists %v, want the reaction", got)
+	}
+
+	d.do(machine.CmdMembership, bob, &machine.Membership{RoomID: room, Target: bob, Membership: "leave"})
+	d.say(alice, room, "a2")
+	d.do(machine.CmdMembership, bob, &machine.Membership{RoomID: room, Target: bob, Membership: "join"})
+	d.want(bob, room, 0, 0)
+	d.say(alice, room, "a3") // still muted
+	d.want(bob, room, 0, 0)
+	d.do(machine.CmdPushRuleDelete, bob, &machine.PushRuleDelete{Kind: "room", RuleID: room})
+	d.say(alice, room, "a4")
+	d.want(bob, room, 1, 0)
+	if got := list(bob); len(got) != 1 {
+		t.Fatalf("bob lists %v after rejoining, want only a4", got)
+	}
+	d.want(carol, room, 4, 0)
 }

@@ -30,6 +30,8 @@ type Event struct {
 	// before). An Event is matched in one room state (the room as it is
 	// after the event), so this is the same for every member.
 	generic int
+	// sharedMatch is the rule at generic (nil if none), once computed.
+	sharedMatch *Match
 }
 
 // NewEvent prepares an event. Content that is not a JSON object has no
@@ -228,6 +230,20 @@ func evaluatorOf(user string, u *UserRules) *Evaluator {
 	return e
 }
 
+// DefaultEvaluator returns the evaluator of a user who has only the
+// server-default rules.
+func DefaultEvaluator(user string) *Evaluator { return evaluatorOf(user, &UserRules{}) }
+
+// HasOwnRules reports whether the user changed any push rule (their
+// ruleset is not just the server-default rules).
+func HasOwnRules(r pebble.Reader, user string) (bool, error) {
+	u, err := GetUser(r, user)
+	if err != nil {
+		return false, err
+	}
+	return !u.unchanged(), nil
+}
+
 // Loader loads many users' evaluators in user ID order through one
 // iterator: each lookup is a forward seek, cheaper than a point read for
 // the common user who has no stored rules. Close it when done.
@@ -334,6 +350,29 @@ func (e *Evaluator) Match(room mpr.Room, ev *Event) *Match {
 		}
 		return nil
 	}
+	if m := e.PerMember(room, ev); m != nil {
+		return m
+	}
+	return e.shared(room, ev)
+}
+
+// Defaults reports whether the ruleset is the unchanged server-default
+// rules (see Shared and PerMember).
+func (e *Evaluator) Defaults() bool { return e.defaults }
+
+// Shared returns what the server-default rules give ev for any member
+// whom no per-member rule matches (nil: no rule matches): the same for
+// every such member, so it is evaluated once per event. room must be one
+// member's view of the room; only its member-independent parts are read.
+func Shared(room mpr.Room, ev *Event) *Match {
+	return sharedEvaluator.shared(room, ev)
+}
+
+// sharedEvaluator is a ruleset of server-default rules; whose it is does
+// not matter to the rules that are not per-member.
+var sharedEvaluator = NewEvaluator("", &UserRules{})
+
+func (e *Evaluator) shared(room mpr.Room, ev *Event) *Match {
 	if ev.generic < 0 {
 		ev.generic = len(e.rules)
 		for i := range e.rules {
@@ -342,14 +381,26 @@ func (e *Evaluator) Match(room mpr.Room, ev *Event) *Match {
 				break
 			}
 		}
+		if ev.generic < len(e.rules) {
+			ev.sharedMatch = e.rules[ev.generic].match()
+		}
 	}
+	return ev.sharedMatch
+}
+
+// PerMember returns, for a ruleset of unchanged server-default rules, the
+// per-member rule (one naming the owner, their display name or their
+// localpart) ranked above Shared's that matches ev, or nil when the
+// owner gets the shared result. For other rulesets it returns nil.
+func (e *Evaluator) PerMember(room mpr.Room, ev *Event) *Match {
+	if !e.defaults {
+		return nil
+	}
+	e.shared(room, ev)
 	for i := 0; i < ev.generic; i++ {
 		if c := &e.rules[i]; c.perMember && c.usable(ev) && c.matches(room, ev) {
 			return c.match()
 		}
-	}
-	if ev.generic < len(e.rules) {
-		return e.rules[ev.generic].match()
 	}
 	return nil
 }
