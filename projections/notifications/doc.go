@@ -24,10 +24,11 @@
 // named by a per-member default rule (a mention by user ID, display name
 // or localpart, an invite to them) and members who changed their push
 // rules, whose rulesets are evaluated in full. The per-member rules are
-// string checks against the 'm' index (room user -> own-rules flag and
-// display name; the flag is refreshed on every push rule change of the
-// user, after the pushrules projection folds it), so the per-member cost
-// of a fold is a comparison, not a read or a write.
+// string checks against the room's member list ('m' room: every joined
+// member's user ID, display name and own-rules flag, one value read with
+// one Get; the flag is refreshed on every push rule change of the user,
+// after the pushrules projection folds it), so the per-member cost of a
+// fold is a comparison, not a read or a write.
 //
 // Counting. A member's floor in a thread is the furthest of their join
 // ('j' user room: join position and unthreaded read position) and their

@@ -16,46 +16,6 @@ import (
 	"chronicle/projections/rooms"
 )
 
-// member is a joined member as the 'm' index holds them.
-type member struct {
-	user        string
-	displayName string
-	// ownRules: the member changed their push rules, so their result is
-	// evaluated in full rather than derived from the shared one.
-	ownRules bool
-}
-
-// memberValue encodes an 'm' entry: a flag byte (1: own rules), then the
-// display name.
-func memberValue(displayName string, ownRules bool) []byte {
-	b := make([]byte, 0, 1+len(displayName))
-	if ownRules {
-		b = append(b, 1)
-	} else {
-		b = append(b, 0)
-	}
-	return append(b, displayName...)
-}
-
-// joinedMembers lists the room's joined members in user ID order.
-func joinedMembers(r pebble.Reader, room string) ([]member, error) {
-	p := memberPrefix(room)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
-	if err != nil {
-		return nil, fmt.Errorf("members of %s: %w", room, err)
-	}
-	defer it.Close()
-	var out []member
-	for it.First(); it.Valid(); it.Next() {
-		k, v := it.Key(), it.Value()
-		if len(v) == 0 {
-			return nil, fmt.Errorf("member entry of %s in %s is empty", k[len(p):], room)
-		}
-		out = append(out, member{user: string(k[len(p) : len(k)-1]), displayName: string(v[1:]), ownRules: v[0] == 1})
-	}
-	return out, it.Error()
-}
-
 func applyEvent(w projections.Writer, rec *rlog.Record) error {
 	f, p, err := facts.RoomEventOf(rec)
 	if err != nil {
@@ -78,7 +38,7 @@ func applyEvent(w projections.Writer, rec *rlog.Record) error {
 	}
 	others := len(members)
 	for _, mb := range members {
-		if mb.user == p.Sender {
+		if mb.User == p.Sender {
 			// Sending marks the sender's notifications in this thread as
 			// read (the spec: "either by using the API or by sending an
 			// event").
@@ -106,18 +66,18 @@ func applyEvent(w projections.Writer, rec *rlog.Record) error {
 	// Each other member's own result, where it differs from the shared
 	// one, is an exception.
 	for _, mb := range members {
-		if mb.user == p.Sender {
+		if mb.User == p.Sender {
 			continue
 		}
-		room.user, room.displayName = mb.user, mb.displayName
+		room.user, room.displayName = mb.User, mb.DisplayName
 		var own *pushrules.Match
-		if mb.ownRules {
-			eval, err := pushrules.LoadEvaluator(w, mb.user)
+		if mb.OwnRules {
+			eval, err := pushrules.LoadEvaluator(w, mb.User)
 			if err != nil {
 				return err
 			}
 			own = eval.Match(room, ev)
-		} else if own = pushrules.DefaultEvaluator(mb.user).PerMember(room, ev); own == nil {
+		} else if own = pushrules.DefaultEvaluator(mb.User).PerMember(room, ev); own == nil {
 			continue // the shared result
 		}
 		if room.err != nil {
@@ -131,7 +91,7 @@ func applyEvent(w projections.Writer, rec *rlog.Record) error {
 		if oo&outNotify != 0 {
 			x.Actions = own.Actions
 		}
-		if err := w.Set(exceptionPrefix(mb.user, f.RoomID).Str(thread).U64(rec.Seq), x.encode(), nil); err != nil {
+		if err := w.Set(exceptionPrefix(mb.User, f.RoomID).Str(thread).U64(rec.Seq), x.encode(), nil); err != nil {
 			return err
 		}
 		if oo&outNotify != 0 && so&outNotify == 0 {
@@ -141,7 +101,7 @@ func applyEvent(w projections.Writer, rec *rlog.Record) error {
 			if err != nil {
 				return err
 			}
-			if err := w.Set(extraPrefix(mb.user, f.RoomID).U64(rec.Seq), b, nil); err != nil {
+			if err := w.Set(extraPrefix(mb.User, f.RoomID).U64(rec.Seq), b, nil); err != nil {
 				return err
 			}
 		}
@@ -239,25 +199,28 @@ func decodeException(v []byte) (exception, error) {
 	return x, nil
 }
 
-// applyMember keeps the 'm' index of joined members (with their display
-// names, for contains_display_name) and each member's 'j' entry. A member
-// who leaves loses everything of theirs in the room.
+// applyMember keeps the room's member list (with display names, for
+// contains_display_name) and each member's 'j' entry. A member who leaves
+// loses everything of theirs in the room.
 func applyMember(w projections.Writer, room, user string, content json.RawMessage, seq uint64) error {
 	var c struct {
 		Membership  string `json:"membership"`
 		DisplayName any    `json:"displayname"`
 	}
 	_ = json.Unmarshal(content, &c)
-	mk := memberPrefix(room).Str(user)
 	_, wasJoined, err := getJoined(w, user, room)
 	if err != nil {
 		return err
 	}
+	if c.Membership != "join" && !wasJoined {
+		return nil
+	}
+	members, err := joinedMembers(w, room)
+	if err != nil {
+		return err
+	}
 	if c.Membership != "join" {
-		if !wasJoined {
-			return nil
-		}
-		if err := w.Delete(mk, nil); err != nil {
+		if err := putMembers(w, room, members.without(user)); err != nil {
 			return err
 		}
 		return clearRoom(w, user, room)
@@ -267,7 +230,7 @@ func applyMember(w projections.Writer, room, user string, content json.RawMessag
 		return err
 	}
 	name, _ := c.DisplayName.(string)
-	if err := w.Set(mk, memberValue(name, own), nil); err != nil {
+	if err := putMembers(w, room, members.with(member{User: user, DisplayName: name, OwnRules: own})); err != nil {
 		return err
 	}
 	if wasJoined {
@@ -305,8 +268,8 @@ func anyUnder(r pebble.Reader, p projections.Key) (bool, error) {
 	return found, it.Close()
 }
 
-// applyPushRules refreshes the own-rules flag of the user in every room
-// they are joined to, after the pushrules projection (folded first) took
+// applyPushRules refreshes the own-rules flag of the user in the member
+// list of every room they are joined to, after the pushrules projection (folded first) took
 // the change.
 func applyPushRules(w projections.Writer, rec *rlog.Record) error {
 	var f struct {
@@ -324,18 +287,15 @@ func applyPushRules(w projections.Writer, rec *rlog.Record) error {
 		return err
 	}
 	for _, jr := range rms {
-		mk := memberPrefix(jr.room).Str(f.UserID)
-		v, closer, err := w.Get(mk)
-		if errors.Is(err, pebble.ErrNotFound) {
-			continue
-		}
+		members, err := joinedMembers(w, jr.room)
 		if err != nil {
-			return fmt.Errorf("member %s of %s: %w", f.UserID, jr.room, err)
-		}
-		name := string(v[min(1, len(v)):])
-		closer.Close()
-		if err := w.Set(mk, memberValue(name, own), nil); err != nil {
 			return err
+		}
+		if i, ok := members.find(f.UserID); ok && members[i].OwnRules != own {
+			members[i].OwnRules = own
+			if err := putMembers(w, jr.room, members); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

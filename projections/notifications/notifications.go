@@ -18,7 +18,7 @@ const Prefix byte = 0x92
 
 // The key space (see doc.go for what each holds and why).
 const (
-	tagMember    byte = 'm' // m roomID userID -> memberValue (joined members)
+	tagMember    byte = 'm' // m roomID -> members (joined members, in user ID order)
 	tagJoined    byte = 'j' // j userID roomID -> joined (join position, unthreaded read position)
 	tagThread    byte = 't' // t userID roomID thread -> read position in that thread
 	tagHead      byte = 'h' // h roomID thread -> Counts: the room's shared totals
@@ -27,10 +27,6 @@ const (
 	tagException byte = 'x' // x userID roomID thread seq -> exception: a member's own result
 	tagExtra     byte = 'y' // y userID roomID seq -> listed: notifies the member alone
 )
-
-func memberPrefix(room string) projections.Key {
-	return projections.NewKey(Prefix, tagMember).Str(room)
-}
 
 func joinedPrefix(user string) projections.Key {
 	return projections.NewKey(Prefix, tagJoined).Str(user)
@@ -171,7 +167,7 @@ type Notif struct {
 type Projection struct{}
 
 func (Projection) Name() string    { return "notifications" }
-func (Projection) Version() uint32 { return 4 }
+func (Projection) Version() uint32 { return 5 }
 func (Projection) Prefix() byte    { return Prefix }
 
 // Apply folds one record.
