@@ -1,24 +1,24 @@
 package notifications
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"chronicle/projections"
 )
 
 // member is a joined member as the room's member list holds them.
 type member struct {
-	User        string `msgpack:"u"`
-	DisplayName string `msgpack:"d,omitempty"`
+	User        string
+	DisplayName string
 	// OwnRules: the member changed their push rules, so their result is
 	// evaluated in full rather than derived from the shared one.
-	OwnRules bool `msgpack:"o,omitempty"`
+	OwnRules bool
 }
 
 // members is a room's joined members in user ID order. It is one value
@@ -38,8 +38,8 @@ func joinedMembers(r pebble.Reader, room string) (members, error) {
 		return nil, fmt.Errorf("members of %s: %w", room, err)
 	}
 	defer closer.Close()
-	var out members
-	if err := msgpack.Unmarshal(v, &out); err != nil {
+	out, err := decodeMembers(v)
+	if err != nil {
 		return nil, fmt.Errorf("decode members of %s: %w", room, err)
 	}
 	return out, nil
@@ -50,11 +50,54 @@ func putMembers(w projections.Writer, room string, ms members) error {
 	if len(ms) == 0 {
 		return w.Delete(memberKey(room), nil)
 	}
-	b, err := msgpack.Marshal(ms)
-	if err != nil {
-		return fmt.Errorf("encode members of %s: %w", room, err)
+	return w.Set(memberKey(room), ms.encode(), nil)
+}
+
+// encode writes the list as, per member, a flag byte (1: own rules) and
+// the user ID and display name each as a uvarint length and bytes. Every
+// event's fold decodes it, so it is a plain layout rather than msgpack:
+// decoding makes one string of the whole value and slices it.
+func (ms members) encode() []byte {
+	var b []byte
+	for _, m := range ms {
+		flag := byte(0)
+		if m.OwnRules {
+			flag = 1
+		}
+		b = append(b, flag)
+		b = binary.AppendUvarint(b, uint64(len(m.User)))
+		b = append(b, m.User...)
+		b = binary.AppendUvarint(b, uint64(len(m.DisplayName)))
+		b = append(b, m.DisplayName...)
 	}
-	return w.Set(memberKey(room), b, nil)
+	return b
+}
+
+func decodeMembers(v []byte) (members, error) {
+	s := string(v) // one copy; the members' strings are slices of it
+	off := 0
+	next := func() (string, bool) {
+		n, k := binary.Uvarint(v[off:])
+		if k <= 0 || uint64(len(v)-off-k) < n {
+			return "", false
+		}
+		start := off + k
+		off = start + int(n)
+		return s[start:off], true
+	}
+	var out members
+	for off < len(v) {
+		m := member{OwnRules: v[off] == 1}
+		off++
+		var ok1, ok2 bool
+		m.User, ok1 = next()
+		m.DisplayName, ok2 = next()
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("member list truncated after %d members", len(out))
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 func (ms members) find(user string) (int, bool) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/vmihailenco/msgpack/v5"
@@ -32,6 +33,8 @@ type Event struct {
 	generic int
 	// sharedMatch is the rule at generic (nil if none), once computed.
 	sharedMatch *Match
+	// lowerBody caches content.body in lower case (matchLower).
+	lowerBody *string
 }
 
 // NewEvent prepares an event. Content that is not a JSON object has no
@@ -45,8 +48,9 @@ func NewEvent(roomID, sender, typ string, stateKey *string, content json.RawMess
 			Type: event.Type{Type: typ}, Sender: id.UserID(sender), RoomID: id.RoomID(roomID), StateKey: stateKey,
 			Content: event.Content{VeryRaw: content, Raw: raw},
 		},
-		mentions: mentions,
-		generic:  -1,
+		mentions:  mentions,
+		generic:   -1,
+		lowerBody: new(string),
 	}
 }
 
@@ -75,7 +79,9 @@ type compiledRule struct {
 	// patternGlob the content rule's.
 	globs       []*matcher
 	patternGlob *matcher
-	broken      bool // conditions that do not decode never match
+	// paths[i] is conds[i]'s key, split once (the key-reading kinds).
+	paths  []propPath
+	broken bool // conditions that do not decode never match
 	// placeholder: a server-default rule naming its owner.
 	placeholder bool
 	// perMember: the rule's outcome depends on whose it is (it names its
@@ -111,8 +117,13 @@ func compileRule(kind string, r *Rule) compiledRule {
 // compileGlobs (re)compiles the rule's patterns.
 func (c *compiledRule) compileGlobs() {
 	c.globs = make([]*matcher, len(c.conds))
+	c.paths = make([]propPath, len(c.conds))
 	for i, cond := range c.conds {
-		if cond != nil && cond.Kind == mpr.KindEventMatch {
+		if cond == nil {
+			continue
+		}
+		c.paths[i] = parsePath(cond.Key)
+		if cond.Kind == mpr.KindEventMatch {
 			c.globs[i] = cachedGlob(cond.Key == "content.body", cond.Pattern)
 		}
 	}
@@ -418,18 +429,14 @@ func (c *compiledRule) matches(room mpr.Room, ev *Event) bool {
 	switch c.kind {
 	case KindOverride, KindUnderride:
 		for i, cond := range c.conds {
-			if cond.Kind == mpr.KindEventMatch {
-				if !eventMatch(cond.Key, c.globs[i], ev) {
-					return false
-				}
-			} else if !condMatches(cond, room, ev) {
+			if !c.condMatches(i, cond, room, ev) {
 				return false
 			}
 		}
 		return true
 	case KindContent:
 		body, ok := ev.mx.Content.Raw["body"].(string)
-		return ok && c.patternGlob != nil && c.patternGlob.match(body)
+		return ok && c.patternGlob != nil && c.patternGlob.matchLower(body, ev.lowerBody)
 	case KindRoom:
 		return c.id == string(ev.mx.RoomID)
 	case KindSender:
@@ -438,27 +445,80 @@ func (c *compiledRule) matches(room mpr.Room, ev *Event) bool {
 	return false
 }
 
-// condMatches evaluates one condition; a condition that makes mautrix
-// panic (it should not, given validation) does not match, the same way on
-// every node.
-func condMatches(cond *mpr.PushCondition, room mpr.Room, ev *Event) (ok bool) {
+// condMatches evaluates one condition. The kinds that are evaluated per
+// member (event_property_is/contains for mentions, contains_display_name)
+// and event_match are evaluated here with the key split once, with
+// mautrix's semantics; the rest by mautrix. A condition that panics (it
+// should not, given validation) does not match, the same way on every
+// node.
+func (c *compiledRule) condMatches(i int, cond *mpr.PushCondition, room mpr.Room, ev *Event) (ok bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false
 		}
 	}()
+	switch cond.Kind {
+	case mpr.KindEventMatch:
+		return eventMatch(c.paths[i], c.globs[i], ev)
+	case mpr.KindEventPropertyIs:
+		v, ok := ev.property(c.paths[i])
+		return ok && valueEquals(v, cond.Value)
+	case mpr.KindEventPropertyContains:
+		v, ok := ev.property(c.paths[i])
+		arr, isArr := v.([]any)
+		return ok && isArr && slices.ContainsFunc(arr, func(item any) bool { return valueEquals(item, cond.Value) })
+	case mpr.KindContainsDisplayName:
+		return containsDisplayName(ev, room.GetOwnDisplayname())
+	}
 	return cond.Match(room, ev.mx)
+}
+
+// valueEquals is mautrix's comparison of event_property_is/contains:
+// numbers compare as integers (JSON decodes them as floats), anything else
+// with ==.
+func valueEquals(a, b any) bool {
+	fa, aNum := a.(float64)
+	switch bv := b.(type) {
+	case float64:
+		return aNum && int64(fa) == int64(bv)
+	case int:
+		return aNum && int64(fa) == int64(bv)
+	case int64:
+		return aNum && int64(fa) == bv
+	}
+	return a == b
+}
+
+// containsDisplayName is mautrix's contains_display_name: the display
+// name appears in the body with whitespace, punctuation or the body's
+// start or end on both sides.
+func containsDisplayName(ev *Event, name string) bool {
+	if name == "" {
+		return false
+	}
+	msg, ok := ev.mx.Content.Raw["body"].(string)
+	if !ok {
+		return false
+	}
+	acceptable := func(r uint8) bool { return unicode.IsSpace(rune(r)) || unicode.IsPunct(rune(r)) }
+	for index := strings.Index(msg, name); index != -1; index = strings.Index(msg, name) {
+		if (index <= 0 || acceptable(msg[index-1])) && (index+len(name) >= len(msg) || acceptable(msg[index+len(name)])) {
+			return true
+		}
+		msg = msg[index+len(name):]
+	}
+	return false
 }
 
 // eventMatch is the spec's event_match: a case-insensitive glob against
 // the whole string value of key, or for content.body against any
 // substring bounded by word boundaries. Absent and non-string values do not
 // match.
-func eventMatch(key string, m *matcher, ev *Event) bool {
+func eventMatch(p propPath, m *matcher, ev *Event) bool {
 	if m == nil {
 		return false
 	}
-	v, ok := ev.property(key)
+	v, ok := ev.property(p)
 	if !ok {
 		return false
 	}
@@ -466,22 +526,40 @@ func eventMatch(key string, m *matcher, ev *Event) bool {
 	if !ok {
 		return false
 	}
+	if p.isBody {
+		return m.matchLower(s, ev.lowerBody)
+	}
 	return m.match(s)
 }
 
-// property resolves a dot-separated property path of the event (the
+// propPath is a condition's dot-separated property path, split once (the
 // spec's escaping: "\." is a literal dot, "\\" a backslash).
-func (ev *Event) property(key string) (any, bool) {
+type propPath struct {
+	top, rest string
+	parts     []string // rest split, for content
+	isBody    bool     // content.body
+}
+
+func parsePath(key string) propPath {
 	top, rest, _ := strings.Cut(key, ".")
-	switch top {
+	p := propPath{top: top, rest: rest, isBody: key == "content.body"}
+	if top == "content" {
+		p.parts = splitPath(rest)
+	}
+	return p
+}
+
+// property resolves a property path of the event.
+func (ev *Event) property(p propPath) (any, bool) {
+	switch p.top {
 	case "type":
-		return ev.mx.Type.Type, rest == ""
+		return ev.mx.Type.Type, p.rest == ""
 	case "sender":
-		return string(ev.mx.Sender), rest == ""
+		return string(ev.mx.Sender), p.rest == ""
 	case "room_id":
-		return string(ev.mx.RoomID), rest == ""
+		return string(ev.mx.RoomID), p.rest == ""
 	case "state_key":
-		if ev.mx.StateKey == nil || rest != "" {
+		if ev.mx.StateKey == nil || p.rest != "" {
 			return nil, false
 		}
 		return *ev.mx.StateKey, true
@@ -489,7 +567,7 @@ func (ev *Event) property(key string) (any, bool) {
 		if ev.mx.Content.Raw == nil {
 			return nil, false
 		}
-		return nestedGet(ev.mx.Content.Raw, splitPath(rest))
+		return nestedGet(ev.mx.Content.Raw, p.parts)
 	}
 	return nil, false
 }
@@ -543,7 +621,12 @@ type matcher struct {
 	unicode *regexp.Regexp
 }
 
-func (m *matcher) match(s string) bool {
+func (m *matcher) match(s string) bool { return m.matchLower(s, nil) }
+
+// matchLower is match with, when lower is not nil, *lower caching s in
+// lower case (an event's body is matched against many members' patterns;
+// it is lowered once).
+func (m *matcher) matchLower(s string, lower *string) bool {
 	if m.re != nil {
 		return m.re.MatchString(s)
 	}
@@ -553,7 +636,15 @@ func (m *matcher) match(s string) bool {
 	if !isASCII(s) {
 		return m.unicode != nil && m.unicode.MatchString(s)
 	}
-	ls := strings.ToLower(s)
+	var ls string
+	if lower != nil {
+		if *lower == "" {
+			*lower = strings.ToLower(s)
+		}
+		ls = *lower
+	} else {
+		ls = strings.ToLower(s)
+	}
 	for off := 0; ; {
 		i := strings.Index(ls[off:], m.lit)
 		if i < 0 {
