@@ -252,6 +252,28 @@ func TestBadInput(t *testing.T) {
 		{name: "createRoom/unsupported version", method: "POST", path: "/createRoom", token: "valid", body: b(`{"room_version":"999"}`), wantStatus: 400, wantErrcode: "M_UNSUPPORTED_ROOM_VERSION"},
 		{name: "register/guest", method: "POST", path: "/register?kind=guest", token: "none", body: b(`{}`), wantStatus: 403, wantErrcode: "M_GUEST_ACCESS_FORBIDDEN"},
 
+		// End-to-end encryption keys (api/keys.go).
+		{name: "keys upload/not json", method: "POST", path: "/keys/upload", token: "valid", body: b(`{"one_time_keys":`), wantStatus: 400, wantErrcode: "M_NOT_JSON"},
+		{name: "keys upload/body is array", method: "POST", path: "/keys/upload", token: "valid", body: b(`[]`), wantStatus: 400, wantErrcode: "M_BAD_JSON"},
+		{name: "keys upload/body is null", method: "POST", path: "/keys/upload", token: "valid", body: b(`null`), wantStatus: 400, wantErrcode: "M_BAD_JSON"},
+		{name: "keys upload/device_keys of another user", method: "POST", path: "/keys/upload", token: "valid",
+			body: b(`{"device_keys":{"user_id":"@bob:localhost","device_id":"X","algorithms":[],"keys":{},"signatures":{}}}`), wantStatus: 400, wantErrcode: "M_BAD_JSON"},
+		{name: "keys upload/one_time_keys array", method: "POST", path: "/keys/upload", token: "valid", body: b(`{"one_time_keys":["k"]}`), wantStatus: 400, wantErrcode: "M_BAD_JSON"},
+		{name: "keys upload/key ID without algorithm", method: "POST", path: "/keys/upload", token: "valid", body: b(`{"one_time_keys":{"AAAA":"k"}}`), wantStatus: 400, wantErrcode: "M_BAD_JSON"},
+		{name: "keys upload/NUL in key ID", method: "POST", path: "/keys/upload", token: "valid", body: b(`{"one_time_keys":{"signed_curve25519:a\u0000b":"k"}}`), wantStatus: 400, wantErrcode: "M_BAD_JSON"},
+		{name: "keys upload/nothing", method: "POST", path: "/keys/upload", token: "valid", body: b(`{}`), wantStatus: 200},
+		{name: "keys upload/no token", method: "POST", path: "/keys/upload", token: "none", body: b(`{}`), wantStatus: 401, wantErrcode: "M_MISSING_TOKEN"},
+		{name: "keys query/device_keys string", method: "POST", path: "/keys/query", token: "valid", body: b(`{"device_keys":"all"}`), wantStatus: 400, wantErrcode: "M_BAD_JSON"},
+		{name: "keys query/invalid user ID", method: "POST", path: "/keys/query", token: "valid", body: b(`{"device_keys":{"alice":[]}}`), wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+		{name: "keys query/valid", method: "POST", path: "/keys/query", token: "valid", body: b(`{"device_keys":{"@alice:localhost":[]}}`), wantStatus: 200},
+		{name: "keys claim/not json", method: "POST", path: "/keys/claim", token: "valid", body: b(`{`), wantStatus: 400, wantErrcode: "M_NOT_JSON"},
+		{name: "keys claim/algorithm number", method: "POST", path: "/keys/claim", token: "valid", body: b(`{"one_time_keys":{"@bob:localhost":{"D":5}}}`), wantStatus: 400, wantErrcode: "M_BAD_JSON"},
+		{name: "keys claim/invalid user ID", method: "POST", path: "/keys/claim", token: "valid", body: b(`{"one_time_keys":{"bob":{"D":"signed_curve25519"}}}`), wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+		{name: "keys claim/nothing to claim", method: "POST", path: "/keys/claim", token: "valid", body: b(`{"one_time_keys":{"@bob:localhost":{"NODEVICE":"signed_curve25519"}}}`), wantStatus: 200},
+		{name: "keys changes/missing from", method: "GET", path: "/keys/changes", token: "valid", wantStatus: 400, wantErrcode: "M_MISSING_PARAM"},
+		{name: "keys changes/invalid from", method: "GET", path: "/keys/changes?from=garbage&to=s1", token: "valid", wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+		{name: "keys changes/valid", method: "GET", path: "/keys/changes?from=s1&to=s2", token: "valid", wantStatus: 200},
+
 		// Missing and bad tokens.
 		{name: "whoami/no token", method: "GET", path: "/account/whoami", token: "none", wantStatus: 401, wantErrcode: "M_MISSING_TOKEN"},
 		{name: "createRoom/no token", method: "POST", path: "/createRoom", token: "none", body: b(`{}`), wantStatus: 401, wantErrcode: "M_MISSING_TOKEN"},

@@ -69,6 +69,10 @@ var rejectionTable = map[machine.Kind]struct {
 	machine.KindRoomInUse:              {400, "M_ROOM_IN_USE"},
 	machine.KindBadAlias:               {400, "M_BAD_ALIAS"},
 	machine.KindStillInRoom:            {400, "M_UNKNOWN"},
+	machine.KindMissingParam:           {400, "M_MISSING_PARAM"},
+	// Handlers that need user-interactive auth answer with its challenge
+	// first; this is what is left if one does not.
+	machine.KindAuthRequired: {401, "M_UNAUTHORIZED"},
 }
 
 // toMatrixError maps any error to what the client sees. Matching uses

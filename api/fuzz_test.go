@@ -23,11 +23,11 @@ type biFuzzEndpoint struct {
 // answers JSON, answers errors as Matrix errors, and never appends to the
 // log for a request it refused.
 //
-// The input is (endpoint index, body). Endpoints, by index mod 8:
+// The input is (endpoint index, body). Endpoints, by index mod 11:
 //
-//	0 POST /register          4 PUT  /rooms/{A}/state/m.room.topic/
-//	1 POST /login             5 POST /rooms/{A}/invite
-//	2 POST /createRoom        6 POST /join/{B}
+//	0 POST /register          4 PUT  /rooms/{A}/state/m.room.topic/   8 POST /keys/upload
+//	1 POST /login             5 POST /rooms/{A}/invite                9 POST /keys/query
+//	2 POST /createRoom        6 POST /join/{B}                       10 POST /keys/claim
 //	3 PUT  /rooms/{A}/send/…  7 POST /rooms/{B}/leave
 //
 // Room A is where sends go and is never left; room B is public, so join and
@@ -49,6 +49,9 @@ func FuzzRequestBodies(f *testing.F) {
 		{"POST", func() string { return biRoomPath(roomA) + "/invite" }, true},
 		{"POST", func() string { return biPrefix + "/join/" + url.PathEscape(roomB) }, true},
 		{"POST", func() string { return biRoomPath(roomB) + "/leave" }, true},
+		{"POST", func() string { return biPrefix + "/keys/upload" }, true},
+		{"POST", func() string { return biPrefix + "/keys/query" }, true},
+		{"POST", func() string { return biPrefix + "/keys/claim" }, true},
 	}
 
 	for _, seed := range biFuzzSeeds() {
@@ -125,6 +128,9 @@ func biFuzzSeeds() [][]byte {
 		`{"topic":"a topic"}`,
 		`{"user_id":"@nobody:localhost","reason":"r"}`,
 		`{"reason":"bye"}`,
+		`{"one_time_keys":{"signed_curve25519:AAAA":{"key":"k","signatures":{"@fuzzer:localhost":{"ed25519:X":"s"}}}},"fallback_keys":{"signed_curve25519:F":"f"}}`,
+		`{"device_keys":{"@fuzzer:localhost":[]}}`,
+		`{"one_time_keys":{"@fuzzer:localhost":{"X":"signed_curve25519"}}}`,
 		// Malformed.
 		``, ` `, `{`, `}`, `{"a":}`, `{"a" 1}`, `{"a":1,}`, `[1,]`, `{} {}`, `nul`, `tru`, `'x'`, `{"a":"\x"}`,
 		`{"a":"unterminated}`, "\xef\xbb\xbf{}", `{"a":01}`, `{"a":NaN}`, `{"a":Infinity}`, `{a:1}`,

@@ -96,6 +96,17 @@ func (s *Server) routes() {
 		{http.MethodPut, "/presence/:userId/status", s.putPresence, true},
 		{http.MethodPut, "/sendToDevice/:eventType/:txnId", s.sendToDevice, true},
 
+		// End-to-end encryption keys (api/keys.go).
+		{http.MethodPost, "/keys/upload", s.uploadKeys, true},
+		{http.MethodPost, "/keys/query", s.queryKeys, true},
+		{http.MethodPost, "/keys/claim", s.claimKeys, true},
+		{http.MethodGet, "/keys/changes", s.keyChanges, true},
+		// mautrix-go's GetKeyChanges sends POST; answer it the same.
+		{http.MethodPost, "/keys/changes", s.keyChanges, true},
+		// Cross-signing (api/keys_crosssigning.go).
+		{http.MethodPost, "/keys/device_signing/upload", s.uploadCrossSigningKeys, true},
+		{http.MethodPost, "/keys/signatures/upload", s.uploadSignatures, true},
+
 		// Push rules and notifications (api/pushrules.go, api/notifications.go).
 		{http.MethodGet, "/pushrules", s.getPushRules, true},
 		{http.MethodGet, "/pushrules/", s.getPushRules, true},

@@ -81,6 +81,9 @@ type syncResponse struct {
 	AccountData basicList `json:"account_data"`
 	Presence    basicList `json:"presence"`
 	ToDevice    basicList `json:"to_device"`
+	// device_lists, device_one_time_keys_count and
+	// device_unused_fallback_key_types (sync_keys.go).
+	syncKeys
 }
 
 type syncRooms struct {
@@ -136,7 +139,7 @@ type leftRoom struct {
 
 func (r *syncResponse) empty() bool {
 	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0 && len(r.Rooms.Knock) == 0 &&
-		len(r.AccountData.Events) == 0 && len(r.Presence.Events) == 0 && len(r.ToDevice.Events) == 0
+		len(r.AccountData.Events) == 0 && len(r.Presence.Events) == 0 && len(r.ToDevice.Events) == 0 && r.syncKeys.empty()
 }
 
 func (s *Server) sync(c echo.Context) error {
@@ -162,8 +165,16 @@ func (s *Server) sync(c echo.Context) error {
 			}
 			wake.built(resp)
 		} else if !time.Now().Before(deadline) {
-			return c.JSON(http.StatusOK, &syncResponse{NextBatch: formatToken(req.since), Rooms: newSyncRooms(),
-				AccountData: newBasicList(), Presence: newBasicList(), ToDevice: newBasicList()})
+			resp := &syncResponse{NextBatch: formatToken(req.since), Rooms: newSyncRooms(),
+				AccountData: newBasicList(), Presence: newBasicList(), ToDevice: newBasicList()}
+			if err := s.state.View(func(r pebble.Reader) error {
+				var err error
+				resp.syncKeys, err = loadSyncKeys(r, req, req.since) // counts only: nothing new
+				return err
+			}); err != nil {
+				return err
+			}
+			return c.JSON(http.StatusOK, resp)
 		}
 		s.metrics.syncWaiters.Inc()
 		err := wake.wait(ctx, changed, deadline)
@@ -231,6 +242,9 @@ func (s *Server) buildSync(req *syncRequest) (*syncResponse, error) {
 		resp.AccountData.Events = append(resp.AccountData.Events, ud.global...)
 		resp.Presence.Events = append(resp.Presence.Events, ud.presence...)
 		resp.ToDevice.Events = append(resp.ToDevice.Events, ud.toDevice...)
+		if resp.syncKeys, err = loadSyncKeys(r, req, head.Seq); err != nil { // sync_keys.go
+			return err
+		}
 		memberships, err := syncMemberships(r, req, head.Seq, ud)
 		if err != nil {
 			return err

@@ -102,10 +102,11 @@ const maxWakeScan = 256
 // or a response is built: which rooms concern the user (joined, or a
 // membership that changed since the token) and which do not (no
 // membership, or one that ended before it), and which users share a room
-// with them (so their presence concerns them) and which do not. While the
-// long-poll is parked, the server's syncHub judges new entries against
-// exactly that and wakes the long-poll only when one concerns it, so a
-// change wakes the long-polls it concerns, not all of them.
+// with them (so their presence and device lists concern them) and which do
+// not. While the long-poll is parked, the server's syncHub judges new
+// entries against exactly that and wakes the long-poll only when one
+// concerns it, so a change wakes the long-polls it concerns, not all of
+// them.
 type wakeFilter struct {
 	s       *Server
 	req     *syncRequest
@@ -179,9 +180,11 @@ const (
 
 // verdict judges the changes after checked without reading storage. A
 // change concerns the user when it is in a room that concerns them (see
-// wakeFilter), is their own membership, account data, presence or a
-// to-device message for this device, is the presence of someone sharing
-// a room with them, or is of a kind the stream does not know.
+// wakeFilter), is their own membership, account data, presence, device
+// list or a to-device message for this device, is the presence or device
+// list of someone sharing a room with them (or a device list change meant
+// for them alone), changes this device's one-time or fallback keys, or is
+// of a kind the stream does not know.
 func (w *wakeFilter) verdict(changes []syncstream.Change) verdict {
 	user := w.req.viewer.UserID
 	v := ruledOut
@@ -209,7 +212,17 @@ func (w *wakeFilter) verdict(changes []syncstream.Change) verdict {
 			if c.User == user && c.Device == w.req.viewer.DeviceID {
 				return concerns
 			}
-		case syncstream.KindPresence:
+		case syncstream.KindDeviceKeys: // device_one_time_keys_count and fallback keys
+			if c.User == user && c.Device == w.req.viewer.DeviceID {
+				return concerns
+			}
+		case syncstream.KindDeviceList, syncstream.KindPresence:
+			if c.OnlyFor != "" { // a device list change only one user sees
+				if c.OnlyFor == user {
+					return concerns
+				}
+				continue
+			}
 			if c.User == user {
 				return concerns
 			}
@@ -247,8 +260,8 @@ func (w *wakeFilter) lookUp(r pebble.Reader, changes []syncstream.Change) error 
 				w.rooms = map[string]bool{}
 			}
 			w.rooms[c.Room] = m != nil && (m.Membership == "join" || m.Seq > w.req.since)
-		case syncstream.KindPresence:
-			if _, known := w.people[c.User]; known || c.User == user {
+		case syncstream.KindPresence, syncstream.KindDeviceList:
+			if _, known := w.people[c.User]; known || c.User == user || c.OnlyFor != "" {
 				continue
 			}
 			shared, err := sharesRoom(r, user, c.User)

@@ -133,6 +133,15 @@ func TestWakeFilterVerdict(t *testing.T) {
 		{"a roommate's presence", syncstream.Change{Seq: 11, Kind: syncstream.KindPresence, User: "@near:localhost"}, concerns},
 		{"presence of someone not looked up", syncstream.Change{Seq: 11, Kind: syncstream.KindPresence, User: "@x:localhost"}, mayConcern},
 		{"my presence", syncstream.Change{Seq: 11, Kind: syncstream.KindPresence, User: me}, concerns},
+		{"a stranger's device list", syncstream.Change{Seq: 11, Kind: syncstream.KindDeviceList, User: "@far:localhost"}, ruledOut},
+		{"a roommate's device list", syncstream.Change{Seq: 11, Kind: syncstream.KindDeviceList, User: "@near:localhost"}, concerns},
+		{"device list of someone not looked up", syncstream.Change{Seq: 11, Kind: syncstream.KindDeviceList, User: "@x:localhost"}, mayConcern},
+		{"my device list", syncstream.Change{Seq: 11, Kind: syncstream.KindDeviceList, User: me}, concerns},
+		{"a roommate's change meant for another", syncstream.Change{Seq: 11, Kind: syncstream.KindDeviceList, User: "@near:localhost", OnlyFor: "@x:localhost"}, ruledOut},
+		{"a stranger's key signed by me", syncstream.Change{Seq: 11, Kind: syncstream.KindDeviceList, User: "@far:localhost", OnlyFor: me}, concerns},
+		{"one-time keys of my other device", syncstream.Change{Seq: 11, Kind: syncstream.KindDeviceKeys, User: me, Device: "LAPTOP"}, ruledOut},
+		{"one-time keys of this device", syncstream.Change{Seq: 11, Kind: syncstream.KindDeviceKeys, User: me, Device: dev}, concerns},
+		{"one-time keys of a roommate", syncstream.Change{Seq: 11, Kind: syncstream.KindDeviceKeys, User: "@near:localhost", Device: dev}, ruledOut},
 		{"an unknown kind", syncstream.Change{Seq: 11, Kind: syncstream.KindOther}, concerns},
 	} {
 		if got := w.verdict([]syncstream.Change{tc.c}); got != tc.want {

@@ -112,6 +112,10 @@ func applyWorkload(t *testing.T, m *machine.Machine) {
 	// the notifications projection).
 	do(machine.CmdPushRulePut, users[1], "D", &machine.PushRulePut{Kind: "override", RuleID: "quiet", Actions: json.RawMessage(`[]`),
 		Conditions: json.RawMessage(`[{"kind":"event_match","key":"content.body","pattern":"shh"}]`)})
+	// End-to-end encryption keys, for the e2ekeys projection.
+	do(machine.CmdUploadKeys, users[0], "D", &machine.UploadKeys{OneTimeKeys: []machine.UploadedKey{
+		{Algorithm: "signed_curve25519", KeyID: "A", Key: json.RawMessage(`"a"`)}, {Algorithm: "signed_curve25519", KeyID: "B", Key: json.RawMessage(`"b"`)}}})
+	do(machine.CmdClaimKeys, users[1], "D", &machine.ClaimKeys{Claims: []machine.KeyClaim{{UserID: users[0], DeviceID: "D", Algorithm: "signed_curve25519"}}})
 }
 
 func digestsOf(t *testing.T, r pebble.Reader) map[string][32]byte {

@@ -26,7 +26,7 @@ chronicle at POSITION|TIME user USER_ID rooms|devices|keys|profile
 Answers as the server would have answered at that moment: POSITION is a
 log position (or a sync token s<POSITION>), TIME an RFC 3339 time (the
 last record written at or before it). Rooms are read from their state
-history; devices by replaying the log up to the position.`
+history; devices and keys by replaying the log up to the position.`
 
 func atCmd(args []string) error { return runAt(context.Background(), args, os.Stdout, os.Stderr) }
 
@@ -123,6 +123,8 @@ func printAnswer(w io.Writer, ans *audit.Answer) error {
 		for _, d := range ans.Devices {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", d.DeviceID, dash(d.DisplayName), audit.FormatTime(d.LastSeenTS))
 		}
+	case ans.Keys != nil:
+		printKeys(tw, ans)
 	case ans.What == "members":
 		fmt.Fprintln(tw, "USER\tMEMBERSHIP\tPOSITION\tEVENT")
 		for _, ev := range ans.Events {

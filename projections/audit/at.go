@@ -54,6 +54,24 @@ type Device struct {
 	LastSeenTS  int64  `json:"last_seen_ts"`
 }
 
+// DeviceKeys is one device's end-to-end encryption keys.
+type DeviceKeys struct {
+	DeviceID string `json:"device_id"`
+	// Identity is the DeviceKeys object the device uploaded (absent if
+	// none).
+	Identity json.RawMessage `json:"device_keys,omitempty"`
+	// OneTimeKeyCounts counts the unclaimed one-time keys per algorithm.
+	OneTimeKeyCounts map[string]int `json:"one_time_key_counts"`
+	FallbackKeys     []FallbackKey  `json:"fallback_keys,omitempty"`
+}
+
+// FallbackKey is one of a device's fallback keys.
+type FallbackKey struct {
+	Algorithm string `json:"algorithm"`
+	KeyID     string `json:"key_id"`
+	Used      bool   `json:"used"`
+}
+
 // Answer is a point-in-time answer.
 type Answer struct {
 	Position uint64 `json:"position"`
@@ -68,7 +86,11 @@ type Answer struct {
 	Events  []ClientEvent `json:"events,omitempty"`
 	Rooms   []UserRoom    `json:"rooms,omitempty"`
 	Devices []Device      `json:"devices,omitempty"`
-	timeMS  int64
+	// Keys are the user's devices' keys and CrossSigning their
+	// cross-signing keys by usage ("keys").
+	Keys         []DeviceKeys               `json:"keys,omitempty"`
+	CrossSigning map[string]json.RawMessage `json:"cross_signing_keys,omitempty"`
+	timeMS       int64
 }
 
 // ErrNotRecorded answers questions about data this server does not keep.
@@ -224,7 +246,11 @@ func (e *Env) UserAt(src pebble.Reader, seq uint64, userID, what string) (*Answe
 			return nil, err
 		}
 	case "keys":
-		return nil, fmt.Errorf("%w: this server does not keep end-to-end encryption keys yet (no key records in the log, no keys projection)", ErrNotRecorded)
+		// Like devices: the keys projection keeps no history.
+		ans.Method = "replay"
+		if err := e.ReplayTo(src, seq, "e2ekeys", func(r pebble.Reader) error { return keysAt(r, seq, userID, ans) }); err != nil {
+			return nil, err
+		}
 	case "profile":
 		return nil, fmt.Errorf("%w: this server does not keep user profiles yet (no profile records in the log, no profile projection)", ErrNotRecorded)
 	}

@@ -165,6 +165,15 @@ func TestAtHistoryEqualsReplay(t *testing.T) {
 func TestUserAt(t *testing.T) {
 	d, room := history(t, "11")
 	login := d.do(machine.CmdLogin, alice, "", &machine.Login{DeviceID: "LAPTOP", DisplayName: "laptop"})
+	otk := func(id string) machine.UploadedKey {
+		return machine.UploadedKey{Algorithm: "signed_curve25519", KeyID: id, Key: json.RawMessage(`"key-` + id + `"`)}
+	}
+	uploaded := d.do(machine.CmdUploadKeys, alice, "LAPTOP", &machine.UploadKeys{
+		DeviceKeys:   json.RawMessage(`{"algorithms":[],"device_id":"LAPTOP","keys":{"ed25519:LAPTOP":"e"},"signatures":{},"user_id":"` + alice + `"}`),
+		OneTimeKeys:  []machine.UploadedKey{otk("A"), otk("B")},
+		FallbackKeys: []machine.UploadedKey{otk("F")},
+	})
+	claimed := d.do(machine.CmdClaimKeys, bob, "D", &machine.ClaimKeys{Claims: []machine.KeyClaim{{UserID: alice, DeviceID: "LAPTOP", Algorithm: "signed_curve25519"}}})
 	logout := d.do(machine.CmdLogout, alice, "LAPTOP", &machine.Logout{})
 	snap := d.snapshot()
 	e := env(t)
@@ -192,10 +201,38 @@ func TestUserAt(t *testing.T) {
 	if err != nil || len(a.Rooms) != 1 || a.Rooms[0] != (audit.UserRoom{RoomID: room, Membership: "leave"}) {
 		t.Errorf("bob's rooms: %+v %v", a, err)
 	}
-	for _, what := range []string{"keys", "profile"} {
-		if _, err := e.UserAt(snap, logout.Seq, alice, what); err == nil || !strings.Contains(err.Error(), "does not keep") {
-			t.Errorf("%s: %v", what, err)
+	// Keys, from a replay of the e2ekeys projection: uploaded, one
+	// claimed, then dropped with the device.
+	laptopKeys := func(seq uint64) *audit.DeviceKeys {
+		a, err := e.UserAt(snap, seq, alice, "keys")
+		if err != nil {
+			t.Fatal(err)
 		}
+		if a.Method != "replay" {
+			t.Errorf("keys answered by %s", a.Method)
+		}
+		for _, dk := range a.Keys {
+			if dk.DeviceID == "LAPTOP" {
+				return &dk
+			}
+		}
+		return nil
+	}
+	if k := laptopKeys(login.Seq); k == nil || k.Identity != nil || len(k.OneTimeKeyCounts) != 0 {
+		t.Errorf("keys before the upload: %+v", k)
+	}
+	if k := laptopKeys(uploaded.Seq); k == nil || k.Identity == nil || k.OneTimeKeyCounts["signed_curve25519"] != 2 ||
+		len(k.FallbackKeys) != 1 || k.FallbackKeys[0].Used {
+		t.Errorf("keys after the upload: %+v", k)
+	}
+	if k := laptopKeys(claimed.Seq); k == nil || k.OneTimeKeyCounts["signed_curve25519"] != 1 {
+		t.Errorf("keys after a claim: %+v", k)
+	}
+	if k := laptopKeys(logout.Seq); k != nil {
+		t.Errorf("keys after the logout: %+v", k)
+	}
+	if _, err := e.UserAt(snap, logout.Seq, alice, "profile"); err == nil || !strings.Contains(err.Error(), "does not keep") {
+		t.Errorf("profile: %v", err)
 	}
 }
 

@@ -260,6 +260,22 @@ func summarize(typ string, v reflect.Value) string {
 		return b.Visibility
 	case *facts.ReportFiled:
 		return b.Kind + " " + b.EventID + b.UserID
+	case *facts.DeviceKeysSet:
+		return "device " + b.DeviceID
+	case *facts.DeviceKeysDeleted:
+		return "device " + b.DeviceID
+	case *facts.OneTimeKeysAdded:
+		return fmt.Sprintf("%d for device %s", len(b.Keys), b.DeviceID)
+	case *facts.OneTimeKeyClaimed:
+		return b.Algorithm + ":" + b.KeyID + " of " + b.UserID + "/" + b.DeviceID
+	case *facts.FallbackKeysSet:
+		return fmt.Sprintf("%d for device %s", len(b.Keys), b.DeviceID)
+	case *facts.FallbackKeyUsed:
+		return b.Algorithm + ":" + b.KeyID + " of " + b.UserID + "/" + b.DeviceID
+	case *facts.CrossSigningKeySet:
+		return b.Usage
+	case *facts.SignatureAdded:
+		return "on " + b.UserID + " " + b.KeyID + " by " + b.Signer
 	}
 	return ""
 }

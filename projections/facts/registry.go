@@ -31,6 +31,15 @@ var bodies = map[string]func() any{
 	TypePushRuleEnabled:   func() any { return new(PushRuleEnabled) },
 	TypePushRuleActions:   func() any { return new(PushRuleActions) },
 	TypeCheckpoint:        func() any { return new(Checkpoint) },
+	// End-to-end encryption keys (keys.go).
+	TypeDeviceKeysSet:      func() any { return new(DeviceKeysSet) },
+	TypeDeviceKeysDeleted:  func() any { return new(DeviceKeysDeleted) },
+	TypeOneTimeKeysAdded:   func() any { return new(OneTimeKeysAdded) },
+	TypeOneTimeKeyClaimed:  func() any { return new(OneTimeKeyClaimed) },
+	TypeFallbackKeysSet:    func() any { return new(FallbackKeysSet) },
+	TypeFallbackKeyUsed:    func() any { return new(FallbackKeyUsed) },
+	TypeCrossSigningKeySet: func() any { return new(CrossSigningKeySet) },
+	TypeSignatureAdded:     func() any { return new(SignatureAdded) },
 }
 
 var bodiesMu sync.RWMutex

@@ -3,7 +3,8 @@
 // per log position whose record can change some user's sync response,
 // naming what it changed: a room (a room event, a typing change, a
 // receipt; for a membership event also the member), or one user's account
-// data, to-device inbox or presence.
+// data, to-device inbox or presence, or end-to-end encryption keys
+// (keys.go).
 //
 // Entries are keyed by position alone, not by reader: a change costs one
 // small append however many members its room has, and a reader scans
@@ -77,8 +78,11 @@ type Change struct {
 	Seq    uint64
 	Kind   Kind
 	Room   string // KindRoom, KindMember
-	User   string // KindMember (the member), KindAccountData, KindToDevice, KindPresence
-	Device string // KindToDevice
+	User   string // KindMember (the member), KindAccountData, KindToDevice, KindPresence, KindDeviceList, KindDeviceKeys
+	Device string // KindToDevice, KindDeviceKeys
+	// OnlyFor is, for KindDeviceList, the one user the change concerns
+	// ("" for its user and everyone sharing a room with them); keys.go.
+	OnlyFor string
 }
 
 // invisible are the record types no sync response shows.
@@ -123,6 +127,12 @@ func (Projection) Prefix() byte    { return Prefix }
 func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 	if invisible[rec.Type] {
 		return nil
+	}
+	if val, ok, err := keysEntry(rec); ok || err != nil { // keys.go
+		if err != nil {
+			return fmt.Errorf("record %d: %w", rec.Seq, err)
+		}
+		return w.Set(changeKey(rec.Seq), val, nil)
 	}
 	var kind Kind
 	switch rec.Type {
@@ -198,6 +208,8 @@ func decodeChange(key, val []byte) Change {
 		c.User, c.Device = string(user), string(dev)
 	case KindAccountData, KindPresence:
 		c.User = string(rest)
+	case KindDeviceList, KindDeviceKeys:
+		decodeKeysChange(&c, rest) // keys.go
 	default:
 		c.Kind = KindOther
 	}

@@ -67,6 +67,9 @@ func (x *applyCtx) logout(all bool) (*Result, error) {
 		if err := x.emit(facts.TypeSessionEnded, &facts.SessionEnded{UserID: x.cmd.Actor, DeviceID: id}); err != nil {
 			return nil, err
 		}
+		if err := x.dropDeviceKeys(x.cmd.Actor, id); err != nil { // keys.go
+			return nil, err
+		}
 	}
 	return &Result{}, nil
 }

@@ -16,6 +16,7 @@ import (
 	"chronicle/projections/accounts"
 	"chronicle/projections/cluster"
 	"chronicle/projections/directory"
+	"chronicle/projections/e2ekeys"
 	"chronicle/projections/facts"
 	"chronicle/projections/filters"
 	"chronicle/projections/notifications"
@@ -62,7 +63,8 @@ type Machine struct {
 // NewEngine returns the projections in their fixed apply order.
 func NewEngine() *projections.Engine {
 	e, err := projections.NewEngine(accounts.Projection{}, rooms.Projection{}, filters.Projection{}, cluster.Projection{}, directory.Projection{}, relations.Projection{},
-		accountdata.Projection{}, receipts.Projection{}, typing.Projection{}, presence.Projection{}, todevice.Projection{}, reports.Projection{}, syncstream.Projection{},
+		accountdata.Projection{}, receipts.Projection{}, typing.Projection{}, presence.Projection{}, todevice.Projection{}, reports.Projection{},
+		e2ekeys.Projection{}, syncstream.Projection{},
 		// notifications reads rooms, relations, receipts and pushrules: after them.
 		pushrules.Projection{}, notifications.Projection{})
 	if err != nil {
@@ -337,6 +339,9 @@ func (x *applyCtx) decide() (*Result, error) {
 		return res, err
 	}
 	if res, ok, err := x.decidePushRules(); ok { // pushrules.go
+		return res, err
+	}
+	if res, ok, err := x.decideKeys(); ok { // keys.go
 		return res, err
 	}
 	// An unknown type would make replicas diverge if skipped silently on

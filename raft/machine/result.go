@@ -21,6 +21,12 @@ const (
 	KindBadAlias  // a canonical alias that does not point to the room
 	// KindStillInRoom: 400 M_UNKNOWN, forgetting a room before leaving it.
 	KindStillInRoom
+	// KindMissingParam: 400 M_MISSING_PARAM (no master key to go with a
+	// self-signing or user-signing key).
+	KindMissingParam
+	// KindAuthRequired: the request needs user-interactive authentication
+	// (replacing cross-signing keys); the API answers with its challenge.
+	KindAuthRequired
 )
 
 // Rejection is a command the domain refused. It is a decided outcome, the
@@ -45,5 +51,10 @@ type Result struct {
 	RoomID  string `msgpack:"r"`
 	// FilterID is the ID a created filter got.
 	FilterID string `msgpack:"f"`
-	Err      *Rejection
+	// Claimed are the keys a /keys/claim gave out (keys.go).
+	Claimed []ClaimedKey `msgpack:"ck,omitempty"`
+	// SignatureFailures are the signatures /keys/signatures/upload did not
+	// store (crosssigning.go).
+	SignatureFailures []SignatureFailure `msgpack:"sf,omitempty"`
+	Err               *Rejection
 }

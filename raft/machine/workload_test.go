@@ -247,6 +247,7 @@ func buildFullWorkload(w *workload) {
 			t.Fatalf("filter %d: no filter ID", i)
 		}
 	}
+	buildKeysWorkload(w, alice, bob) // keys_test.go; the logout below drops BDEV2's keys
 	w.ok(CmdLogout, bob, "BDEV2", &Logout{})
 	w.ok(CmdLogoutAll, uid("guest1"), "GDEV", &Logout{})
 
