@@ -219,14 +219,7 @@ func (e *Env) UserAt(src pebble.Reader, seq uint64, userID, what string) (*Answe
 		// Accounts keep no history: replay the log up to seq.
 		ans.Method = "replay"
 		err := e.ReplayTo(src, seq, "accounts", func(r pebble.Reader) error {
-			u, err := accounts.GetUser(r, userID)
-			if err != nil {
-				return err
-			}
-			if u == nil {
-				return questionf("%s was not registered at position %d", userID, seq)
-			}
-			ids, err := accounts.DeviceIDs(r, userID)
+			ids, err := deviceIDsAt(r, seq, userID)
 			if err != nil {
 				return err
 			}

@@ -13,14 +13,7 @@ import (
 // every device the user had then with its identity keys, unclaimed
 // one-time key counts and fallback keys, and their cross-signing keys.
 func keysAt(r pebble.Reader, seq uint64, userID string, ans *Answer) error {
-	u, err := accounts.GetUser(r, userID)
-	if err != nil {
-		return err
-	}
-	if u == nil {
-		return questionf("%s was not registered at position %d", userID, seq)
-	}
-	ids, err := accounts.DeviceIDs(r, userID)
+	ids, err := deviceIDsAt(r, seq, userID)
 	if err != nil {
 		return err
 	}
@@ -57,4 +50,17 @@ func keysAt(r pebble.Reader, seq uint64, userID string, ans *Answer) error {
 		}
 	}
 	return nil
+}
+
+// deviceIDsAt lists a user's devices in r, a store replayed up to seq; a
+// user not registered then is a question error.
+func deviceIDsAt(r pebble.Reader, seq uint64, userID string) ([]string, error) {
+	u, err := accounts.GetUser(r, userID)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return nil, questionf("%s was not registered at position %d", userID, seq)
+	}
+	return accounts.DeviceIDs(r, userID)
 }

@@ -187,7 +187,7 @@ func upgradedPowerLevels(old map[string]any, parsed *event.PowerLevelsEventConte
 	pl := maps.Clone(old)
 	for _, k := range []string{"users_default", "events_default", "state_default", "ban", "kick", "redact", "invite"} {
 		if _, ok := pl[k]; ok {
-			if v := powerInt(rawOf(pl[k])); v != nil {
+			if v := rooms.PowerLevel(rawOf(pl[k])); v != nil {
 				pl[k] = *v
 			} else {
 				delete(pl, k)
@@ -202,7 +202,7 @@ func upgradedPowerLevels(old map[string]any, parsed *event.PowerLevelsEventConte
 		}
 		out := map[string]any{}
 		for name, raw := range m {
-			if v := powerInt(rawOf(raw)); v != nil {
+			if v := rooms.PowerLevel(rawOf(raw)); v != nil {
 				out[name] = *v
 			}
 		}
@@ -249,7 +249,7 @@ func restrictedPowerLevels(old map[string]any, parsed *event.PowerLevelsEventCon
 	return pl, changed
 }
 
-// rawOf re-encodes a decoded JSON value for powerInt.
+// rawOf re-encodes a decoded JSON value for rooms.PowerLevel.
 func rawOf(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
