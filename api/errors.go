@@ -73,6 +73,8 @@ var rejectionTable = map[machine.Kind]struct {
 	// Handlers that need user-interactive auth answer with its challenge
 	// first; this is what is left if one does not.
 	machine.KindAuthRequired: {401, "M_UNAUTHORIZED"},
+	// The handler adds current_version (wrongBackupVersion).
+	machine.KindWrongRoomKeysVersion: {403, "M_WRONG_ROOM_KEYS_VERSION"},
 }
 
 // toMatrixError maps any error to what the client sees. Matching uses

@@ -107,6 +107,23 @@ func (s *Server) routes() {
 		{http.MethodPost, "/keys/device_signing/upload", s.uploadCrossSigningKeys, true},
 		{http.MethodPost, "/keys/signatures/upload", s.uploadSignatures, true},
 
+		// Server-side room key backups (api/keybackup.go,
+		// api/keybackup_keys.go).
+		{http.MethodPost, "/room_keys/version", s.createKeyBackup, true},
+		{http.MethodGet, "/room_keys/version", s.getKeyBackup, true},
+		{http.MethodGet, "/room_keys/version/:version", s.getKeyBackup, true},
+		{http.MethodPut, "/room_keys/version/:version", s.updateKeyBackup, true},
+		{http.MethodDelete, "/room_keys/version/:version", s.deleteKeyBackup, true},
+		{http.MethodPut, "/room_keys/keys", s.putRoomKeys, true},
+		{http.MethodGet, "/room_keys/keys", s.getRoomKeys, true},
+		{http.MethodDelete, "/room_keys/keys", s.deleteRoomKeys, true},
+		{http.MethodPut, "/room_keys/keys/:roomId", s.putRoomKeys, true},
+		{http.MethodGet, "/room_keys/keys/:roomId", s.getRoomKeys, true},
+		{http.MethodDelete, "/room_keys/keys/:roomId", s.deleteRoomKeys, true},
+		{http.MethodPut, "/room_keys/keys/:roomId/:sessionId", s.putRoomKeys, true},
+		{http.MethodGet, "/room_keys/keys/:roomId/:sessionId", s.getRoomKeys, true},
+		{http.MethodDelete, "/room_keys/keys/:roomId/:sessionId", s.deleteRoomKeys, true},
+
 		// Push rules and notifications (api/pushrules.go, api/notifications.go).
 		{http.MethodGet, "/pushrules", s.getPushRules, true},
 		{http.MethodGet, "/pushrules/", s.getPushRules, true},

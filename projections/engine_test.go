@@ -16,6 +16,7 @@ import (
 	rlog "chronicle/log"
 	"chronicle/projections"
 	"chronicle/projections/accounts"
+	"chronicle/projections/facts"
 	"chronicle/projections/rooms"
 	"chronicle/raft/machine"
 )
@@ -116,6 +117,10 @@ func applyWorkload(t *testing.T, m *machine.Machine) {
 	do(machine.CmdUploadKeys, users[0], "D", &machine.UploadKeys{OneTimeKeys: []machine.UploadedKey{
 		{Algorithm: "signed_curve25519", KeyID: "A", Key: json.RawMessage(`"a"`)}, {Algorithm: "signed_curve25519", KeyID: "B", Key: json.RawMessage(`"b"`)}}})
 	do(machine.CmdClaimKeys, users[1], "D", &machine.ClaimKeys{Claims: []machine.KeyClaim{{UserID: users[0], DeviceID: "D", Algorithm: "signed_curve25519"}}})
+	// A room key backup, for the keybackup projection.
+	v := do(machine.CmdCreateKeyBackup, users[1], "D", &machine.KeyBackupVersion{Algorithm: "m.megolm_backup.v1.curve25519-aes-sha2", AuthData: json.RawMessage(`{"public_key":"k"}`)}).KeyBackup.Version
+	do(machine.CmdPutRoomKeys, users[1], "D", &machine.PutRoomKeys{Version: v, Keys: []facts.BackedUpRoomKey{
+		{RoomID: r1, SessionID: "s", SessionData: json.RawMessage(`{"ciphertext":"c"}`)}}})
 }
 
 func digestsOf(t *testing.T, r pebble.Reader) map[string][32]byte {

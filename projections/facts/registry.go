@@ -40,6 +40,12 @@ var bodies = map[string]func() any{
 	TypeFallbackKeyUsed:    func() any { return new(FallbackKeyUsed) },
 	TypeCrossSigningKeySet: func() any { return new(CrossSigningKeySet) },
 	TypeSignatureAdded:     func() any { return new(SignatureAdded) },
+	// Room key backups (keybackup.go).
+	TypeKeyBackupCreated: func() any { return new(KeyBackupCreated) },
+	TypeKeyBackupUpdated: func() any { return new(KeyBackupUpdated) },
+	TypeKeyBackupDeleted: func() any { return new(KeyBackupDeleted) },
+	TypeRoomKeysBackedUp: func() any { return new(RoomKeysBackedUp) },
+	TypeRoomKeysDeleted:  func() any { return new(RoomKeysDeleted) },
 }
 
 var bodiesMu sync.RWMutex

@@ -19,6 +19,7 @@ import (
 	"chronicle/projections/e2ekeys"
 	"chronicle/projections/facts"
 	"chronicle/projections/filters"
+	"chronicle/projections/keybackup"
 	"chronicle/projections/notifications"
 	"chronicle/projections/presence"
 	"chronicle/projections/pushrules"
@@ -66,7 +67,10 @@ func NewEngine() *projections.Engine {
 		accountdata.Projection{}, receipts.Projection{}, typing.Projection{}, presence.Projection{}, todevice.Projection{}, reports.Projection{},
 		e2ekeys.Projection{}, syncstream.Projection{},
 		// notifications reads rooms, relations, receipts and pushrules: after them.
-		pushrules.Projection{}, notifications.Projection{})
+		pushrules.Projection{}, notifications.Projection{},
+		// New projections go last: a checkpoint written before one existed
+		// still compares every projection ordered before it.
+		keybackup.Projection{})
 	if err != nil {
 		panic(err) // a programming error in the registration list
 	}
@@ -342,6 +346,9 @@ func (x *applyCtx) decide() (*Result, error) {
 		return res, err
 	}
 	if res, ok, err := x.decideKeys(); ok { // keys.go
+		return res, err
+	}
+	if res, ok, err := x.decideKeyBackup(); ok { // keybackup.go
 		return res, err
 	}
 	// An unknown type would make replicas diverge if skipped silently on

@@ -27,6 +27,10 @@ const (
 	// KindAuthRequired: the request needs user-interactive authentication
 	// (replacing cross-signing keys); the API answers with its challenge.
 	KindAuthRequired
+	// KindWrongRoomKeysVersion: 403 M_WRONG_ROOM_KEYS_VERSION, keys written
+	// to a backup version that is not the current one (Result.KeyBackup
+	// holds the current version).
+	KindWrongRoomKeysVersion
 )
 
 // Rejection is a command the domain refused. It is a decided outcome, the
@@ -56,5 +60,8 @@ type Result struct {
 	// SignatureFailures are the signatures /keys/signatures/upload did not
 	// store (crosssigning.go).
 	SignatureFailures []SignatureFailure `msgpack:"sf,omitempty"`
-	Err               *Rejection
+	// KeyBackup is the backup version a /room_keys command created or
+	// changed, or the current one it should have named (keybackup.go).
+	KeyBackup *KeyBackupState `msgpack:"kb,omitempty"`
+	Err       *Rejection
 }

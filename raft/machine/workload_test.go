@@ -247,7 +247,8 @@ func buildFullWorkload(w *workload) {
 			t.Fatalf("filter %d: no filter ID", i)
 		}
 	}
-	buildKeysWorkload(w, alice, bob) // keys_test.go; the logout below drops BDEV2's keys
+	buildKeysWorkload(w, alice, bob)      // keys_test.go; the logout below drops BDEV2's keys
+	buildKeyBackupWorkload(w, alice, bob) // keybackup_test.go
 	w.ok(CmdLogout, bob, "BDEV2", &Logout{})
 	w.ok(CmdLogoutAll, uid("guest1"), "GDEV", &Logout{})
 
