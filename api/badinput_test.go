@@ -210,6 +210,7 @@ func TestBadInput(t *testing.T) {
 	send := func() string { txn++; return fmt.Sprintf("%sbad%d", sendA, txn) }
 	b := func(s string) []byte { return []byte(s) }
 	dummy := `,"auth":{"type":"m.login.dummy"}`
+	profileA := biPrefix + "/profile/@alice:localhost"
 
 	cases := []biCase{
 		// Malformed JSON.
@@ -360,6 +361,34 @@ func TestBadInput(t *testing.T) {
 		{name: "sync/filter negative limit", method: "GET", path: "/sync?filter=" + url.QueryEscape(`{"room":{"timeline":{"limit":-1}}}`), token: "valid", wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
 		{name: "messages/invalid limit", method: "GET", path: biRoomPath(aliceRoom) + "/messages?dir=b&limit=ten", token: "valid", wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
 		{name: "sync/invalid full_state", method: "GET", path: "/sync?full_state=maybe", token: "valid", wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+
+		// Profiles (api/profile.go).
+		{name: "profile/not json", method: "PUT", path: profileA + "/displayname", token: "valid", body: b(`{"displayname":`), wantStatus: 400, wantErrcode: "M_NOT_JSON"},
+		{name: "profile/empty body", method: "PUT", path: profileA + "/displayname", token: "valid", body: b(``), wantStatus: 400, wantErrcode: "M_NOT_JSON"},
+		{name: "profile/body is array", method: "PUT", path: profileA + "/displayname", token: "valid", body: b(`["x"]`), wantStatus: 400, wantErrcode: "M_BAD_JSON"},
+		{name: "profile/body is null", method: "PUT", path: profileA + "/displayname", token: "valid", body: b(`null`), wantStatus: 400, wantErrcode: "M_BAD_JSON"},
+		{name: "profile/missing key", method: "PUT", path: profileA + "/displayname", token: "valid", body: b(`{"avatar_url":"mxc://localhost/a"}`), wantStatus: 400, wantErrcode: "M_MISSING_PARAM"},
+		{name: "profile/displayname number", method: "PUT", path: profileA + "/displayname", token: "valid", body: b(`{"displayname":5}`), wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+		{name: "profile/displayname null", method: "PUT", path: profileA + "/displayname", token: "valid", body: b(`{"displayname":null}`), wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+		{name: "profile/displayname too long", method: "PUT", path: profileA + "/displayname", token: "valid", body: b(`{"displayname":"` + strings.Repeat("n", 257) + `"}`), wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+		{name: "profile/avatar_url not mxc", method: "PUT", path: profileA + "/avatar_url", token: "valid", body: b(`{"avatar_url":"https://example.org/a.png"}`), wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+		{name: "profile/avatar_url object", method: "PUT", path: profileA + "/avatar_url", token: "valid", body: b(`{"avatar_url":{}}`), wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+		{name: "profile/m.tz number", method: "PUT", path: profileA + "/m.tz", token: "valid", body: b(`{"m.tz":1}`), wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+		{name: "profile/key outside the grammar", method: "PUT", path: profileA + "/nickname", token: "valid", body: b(`{"nickname":"x"}`), wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+		{name: "profile/key too long", method: "PUT", path: profileA + "/org.example." + long, token: "valid", body: b(`{"org.example.` + long + `":1}`), wantStatus: 400, wantErrcode: "M_KEY_TOO_LARGE"},
+		{name: "profile/over 64 KiB", method: "PUT", path: profileA + "/org.example.big", token: "valid", body: b(`{"org.example.big":"` + strings.Repeat("x", 70*1024) + `"}`), wantStatus: 400, wantErrcode: "M_PROFILE_TOO_LARGE"},
+		{name: "profile/another user's", method: "PUT", path: biPrefix + "/profile/@bob:localhost/displayname", token: "valid", body: b(`{"displayname":"not bob"}`), wantStatus: 403, wantErrcode: "M_FORBIDDEN"},
+		{name: "profile/delete another user's", method: "DELETE", path: biPrefix + "/profile/@bob:localhost/displayname", token: "valid", wantStatus: 403, wantErrcode: "M_FORBIDDEN"},
+		{name: "profile/no token", method: "PUT", path: profileA + "/displayname", token: "none", body: b(`{"displayname":"x"}`), wantStatus: 401, wantErrcode: "M_MISSING_TOKEN"},
+		{name: "profile/invalid user ID", method: "GET", path: "/profile/alice", token: "none", wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+		{name: "profile/unknown user", method: "GET", path: "/profile/@nobody:localhost", token: "none", wantStatus: 404, wantErrcode: "M_NOT_FOUND"},
+		{name: "profile/unset field", method: "GET", path: profileA + "/m.tz", token: "none", wantStatus: 404, wantErrcode: "M_NOT_FOUND"},
+		{name: "profile/get invalid key", method: "GET", path: profileA + "/nickname", token: "none", wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+		{name: "profile/wrong method", method: "POST", path: profileA + "/displayname", token: "valid", body: b(`{}`), wantStatus: 405, wantErrcode: "M_UNRECOGNIZED"},
+		{name: "profile/get", method: "GET", path: profileA, token: "none", wantStatus: 200},
+		{name: "profile/set displayname", method: "PUT", path: profileA + "/displayname", token: "valid", body: b(`{"displayname":"Alice"}`), wantStatus: 200, writes: true},
+		{name: "turnServer/no token", method: "GET", path: "/voip/turnServer", token: "none", wantStatus: 401, wantErrcode: "M_MISSING_TOKEN"},
+		{name: "turnServer/valid", method: "GET", path: "/voip/turnServer", token: "valid", wantStatus: 200},
 	}
 
 	for _, tc := range cases {

@@ -27,8 +27,9 @@ func (s *Server) capabilities(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"capabilities": map[string]any{
 		"m.room_versions":   map[string]any{"default": machine.DefaultRoomVersion, "available": available},
 		"m.change_password": map[string]bool{"enabled": false},
-		"m.set_displayname": map[string]bool{"enabled": false},
-		"m.set_avatar_url":  map[string]bool{"enabled": false},
+		"m.set_displayname": map[string]bool{"enabled": true},
+		"m.set_avatar_url":  map[string]bool{"enabled": true},
+		"m.profile_fields":  map[string]bool{"enabled": true},
 		"m.3pid_changes":    map[string]bool{"enabled": false},
 		"m.get_login_token": map[string]bool{"enabled": false},
 	}})

@@ -75,6 +75,8 @@ var rejectionTable = map[machine.Kind]struct {
 	machine.KindAuthRequired: {401, "M_UNAUTHORIZED"},
 	// The handler adds current_version (wrongBackupVersion).
 	machine.KindWrongRoomKeysVersion: {403, "M_WRONG_ROOM_KEYS_VERSION"},
+	machine.KindProfileTooLarge:      {400, "M_PROFILE_TOO_LARGE"},
+	machine.KindKeyTooLarge:          {400, "M_KEY_TOO_LARGE"},
 }
 
 // toMatrixError maps any error to what the client sees. Matching uses

@@ -23,12 +23,13 @@ type biFuzzEndpoint struct {
 // answers JSON, answers errors as Matrix errors, and never appends to the
 // log for a request it refused.
 //
-// The input is (endpoint index, body). Endpoints, by index mod 11:
+// The input is (endpoint index, body). Endpoints, by index mod 13:
 //
 //	0 POST /register          4 PUT  /rooms/{A}/state/m.room.topic/   8 POST /keys/upload
 //	1 POST /login             5 POST /rooms/{A}/invite                9 POST /keys/query
 //	2 POST /createRoom        6 POST /join/{B}                       10 POST /keys/claim
-//	3 PUT  /rooms/{A}/send/…  7 POST /rooms/{B}/leave
+//	3 PUT  /rooms/{A}/send/…  7 POST /rooms/{B}/leave                11 PUT  /profile/{me}/displayname
+//	                                                                 12 PUT  /profile/{me}/org.example.fuzz
 //
 // Room A is where sends go and is never left; room B is public, so join and
 // leave may alternate on it. /logout is excluded so the token stays valid.
@@ -52,6 +53,8 @@ func FuzzRequestBodies(f *testing.F) {
 		{"POST", func() string { return biPrefix + "/keys/upload" }, true},
 		{"POST", func() string { return biPrefix + "/keys/query" }, true},
 		{"POST", func() string { return biPrefix + "/keys/claim" }, true},
+		{"PUT", func() string { return biPrefix + "/profile/@fuzzer:localhost/displayname" }, true},
+		{"PUT", func() string { return biPrefix + "/profile/@fuzzer:localhost/org.example.fuzz" }, true},
 	}
 
 	for _, seed := range biFuzzSeeds() {
@@ -131,6 +134,8 @@ func biFuzzSeeds() [][]byte {
 		`{"one_time_keys":{"signed_curve25519:AAAA":{"key":"k","signatures":{"@fuzzer:localhost":{"ed25519:X":"s"}}}},"fallback_keys":{"signed_curve25519:F":"f"}}`,
 		`{"device_keys":{"@fuzzer:localhost":[]}}`,
 		`{"one_time_keys":{"@fuzzer:localhost":{"X":"signed_curve25519"}}}`,
+		`{"displayname":"Fuzzy"}`,
+		`{"org.example.fuzz":{"n":[1,2.5,"x"]}}`,
 		// Malformed.
 		``, ` `, `{`, `}`, `{"a":}`, `{"a" 1}`, `{"a":1,}`, `[1,]`, `{} {}`, `nul`, `tru`, `'x'`, `{"a":"\x"}`,
 		`{"a":"unterminated}`, "\xef\xbb\xbf{}", `{"a":01}`, `{"a":NaN}`, `{"a":Infinity}`, `{a:1}`,

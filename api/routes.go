@@ -137,6 +137,15 @@ func (s *Server) routes() {
 		{http.MethodGet, "/pushrules/:scope/:kind/:ruleId/actions", s.getPushRuleActions, true},
 		{http.MethodPut, "/pushrules/:scope/:kind/:ruleId/actions", s.putPushRuleActions, true},
 		{http.MethodGet, "/notifications", s.notificationsList, true},
+
+		// Profiles (api/profile.go): public reads, own writes.
+		{http.MethodGet, "/profile/:userId", s.getProfile, false},
+		{http.MethodGet, "/profile/:userId/:keyName", s.getProfileField, false},
+		{http.MethodPut, "/profile/:userId/:keyName", s.putProfileField, true},
+		{http.MethodDelete, "/profile/:userId/:keyName", s.deleteProfileField, true},
+
+		// Voice over IP (api/voip.go).
+		{http.MethodGet, "/voip/turnServer", s.turnServer, true},
 	}
 	for _, prefix := range []string{"/_matrix/client/v3", "/_matrix/client/r0"} {
 		for _, rt := range table {

@@ -42,6 +42,8 @@ type Config struct {
 	Admins        []string
 	// Metrics is the registry /metrics serves and the API adds to.
 	Metrics *prometheus.Registry
+	// TURN is what /voip/turnServer hands out (api/voip.go).
+	TURN TURNConfig
 }
 
 // Server is the HTTP edge.

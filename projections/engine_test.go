@@ -99,6 +99,11 @@ func applyWorkload(t *testing.T, m *machine.Machine) {
 	do(machine.CmdSendEvent, users[1], "D", &machine.SendEvent{RoomID: r1, Type: "m.room.message",
 		Content: json.RawMessage(`{"body":"reply","m.relates_to":{"rel_type":"m.thread","event_id":"` + root + `"}}`)})
 	do(machine.CmdMembership, users[2], "", &machine.Membership{RoomID: r1, Target: users[2], Membership: "leave"})
+	// Profiles, for the profiles projection: a rename (also a join in r1
+	// and r2), a custom field set and removed.
+	do(machine.CmdSetProfileField, users[1], "D", &machine.ProfileField{Key: "displayname", Value: json.RawMessage(`"Bob"`)})
+	do(machine.CmdSetProfileField, users[1], "D", &machine.ProfileField{Key: "m.tz", Value: json.RawMessage(`"Europe/Paris"`)})
+	do(machine.CmdDeleteProfileField, users[1], "D", &machine.ProfileField{Key: "m.tz"})
 	// The cluster registry and the data /sync carries.
 	do(machine.CmdNodeAnnounce, "", "", &machine.NodeAnnounce{NodeID: "n1", RaftAddr: "127.0.0.1:9008", URL: "http://127.0.0.1:8008"})
 	do(machine.CmdAccountData, users[0], "D", &machine.AccountData{Type: "org.example", Content: json.RawMessage(`{"a":1}`)})

@@ -25,8 +25,8 @@ chronicle at POSITION|TIME user USER_ID rooms|devices|keys|profile
 
 Answers as the server would have answered at that moment: POSITION is a
 log position (or a sync token s<POSITION>), TIME an RFC 3339 time (the
-last record written at or before it). Rooms are read from their state
-history; devices and keys by replaying the log up to the position.`
+last record written at or before it). Rooms and profiles are read from
+their history; devices and keys by replaying the log up to the position.`
 
 func atCmd(args []string) error { return runAt(context.Background(), args, os.Stdout, os.Stderr) }
 
@@ -125,6 +125,8 @@ func printAnswer(w io.Writer, ans *audit.Answer) error {
 		}
 	case ans.Keys != nil:
 		printKeys(tw, ans)
+	case ans.What == "profile":
+		printProfile(tw, ans) // at_profile.go
 	case ans.What == "members":
 		fmt.Fprintln(tw, "USER\tMEMBERSHIP\tPOSITION\tEVENT")
 		for _, ev := range ans.Events {

@@ -222,6 +222,7 @@ func runWorkload(t *testing.T, base string) *workloadState {
 	room := opCreateRoom(t, base, alice, true)
 	ws.room = room
 	opJoin(t, base, bob, room)
+	setDisplayName(t, base, alice, "@alice:localhost", "Alice")
 	empty := ""
 	ws.topic1 = opEvent(t, base, alice, room, "m.room.topic", &empty, "", map[string]any{"topic": "first topic"})
 	var msgs []string
@@ -267,6 +268,7 @@ func runWorkload(t *testing.T, base string) *workloadState {
 		t.Fatalf("logout: %v", err)
 	}
 	ws.aliceDevicesNow = 1
+	setDisplayName(t, base, alice, "@alice:localhost", "Alice Cooper")
 	for i := range 20 {
 		opEvent(t, base, alice, room, "m.room.message", nil, fmt.Sprint("late", i), map[string]any{"msgtype": "m.text", "body": fmt.Sprint("late ", i)})
 	}
@@ -323,8 +325,23 @@ func checkPointInTime(t *testing.T, ws *workloadState, src ...string) {
 	if len(devsNow.Devices) != ws.aliceDevicesNow {
 		t.Errorf("alice's devices now: %+v", devsNow.Devices)
 	}
-	if _, err := cli(t, atRun, append([]string{token, "user", "@alice:localhost", "profile"}, src...)...); err == nil || !strings.Contains(err.Error(), "profile") {
-		t.Errorf("profile: %v (want a clear 'not kept' answer)", err)
+	// Profiles from their history: the name alice had at the token, not
+	// the one she took after it.
+	profile := decodeAnswer(t, cliOK(t, atRun, append([]string{token, "user", "@alice:localhost", "profile", "--json"}, src...)...))
+	if got := string(profile.Profile["displayname"]); got != `"Alice"` || profile.Method != "history" {
+		t.Errorf("alice's profile at %s: %+v (%s)", token, profile.Profile, profile.Method)
+	}
+	now := cliOK(t, atRun, append([]string{strings.Split(ws.headAfter, ":")[0], "user", "@alice:localhost", "profile"}, src...)...)
+	if !strings.Contains(now, `displayname  "Alice Cooper"`) {
+		t.Errorf("alice's profile now:\n%s", now)
+	}
+}
+
+// setDisplayName changes a user's displayname through the client API.
+func setDisplayName(t *testing.T, base, token, userID, name string) {
+	t.Helper()
+	if _, err := opMatrixCall(http.MethodPut, base, "/profile/"+url.PathEscape(userID)+"/displayname", token, map[string]any{"displayname": name}, nil); err != nil {
+		t.Fatalf("set displayname of %s: %v", userID, err)
 	}
 }
 

@@ -5,8 +5,12 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"chronicle/api"
 )
 
 //go:embed default.yaml
@@ -28,6 +32,15 @@ type Config struct {
 	SnapshotThreshold uint64    `yaml:"snapshot_threshold"`
 	CheckpointEvery   uint64    `yaml:"checkpoint_every"`
 	LogLevel          string    `yaml:"log_level"`
+	TURN              TURN      `yaml:"turn"`
+}
+
+// TURN names the TURN servers /voip/turnServer hands credentials for.
+type TURN struct {
+	URIs         []string `yaml:"uris"`
+	SharedSecret string   `yaml:"shared_secret"`
+	// UserLifetime is how long credentials stay valid ("1h").
+	UserLifetime string `yaml:"user_lifetime"`
 }
 
 // TLSConfig names the files for node-to-node TLS.
@@ -56,4 +69,22 @@ func loadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("parse config %s: %w", path, err)
 	}
 	return &cfg, nil
+}
+
+// apiConfig checks the TURN settings and converts them for the API.
+func (t TURN) apiConfig() (api.TURNConfig, error) {
+	out := api.TURNConfig{URIs: t.URIs, SharedSecret: t.SharedSecret}
+	if t.UserLifetime != "" {
+		d, err := time.ParseDuration(t.UserLifetime)
+		if err != nil || d <= 0 {
+			return out, fmt.Errorf("turn.user_lifetime %q is not a positive duration", t.UserLifetime)
+		}
+		out.UserLifetime = d
+	}
+	for _, u := range t.URIs {
+		if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+			return out, fmt.Errorf("turn.uris: %q is not a turn: or turns: URI", u)
+		}
+	}
+	return out, nil
 }

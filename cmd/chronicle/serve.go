@@ -74,6 +74,10 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	turn, err := cfg.TURN.apiConfig()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -94,6 +98,7 @@ func serve(args []string) error {
 	srv := api.New(api.Config{
 		ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL, Logger: logger,
 		Cluster: node, ClusterSecret: secret, Admins: cfg.Admins, Metrics: node.Metrics().Registry,
+		TURN: turn,
 	}, node, node.Machine())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()

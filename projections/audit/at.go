@@ -90,7 +90,10 @@ type Answer struct {
 	// cross-signing keys by usage ("keys").
 	Keys         []DeviceKeys               `json:"keys,omitempty"`
 	CrossSigning map[string]json.RawMessage `json:"cross_signing_keys,omitempty"`
-	timeMS       int64
+	// Profile is the user's profile fields, as GET /profile/{userId}
+	// answered then ("profile").
+	Profile map[string]json.RawMessage `json:"profile,omitempty"`
+	timeMS  int64
 }
 
 // ErrNotRecorded answers questions about data this server does not keep.
@@ -245,7 +248,11 @@ func (e *Env) UserAt(src pebble.Reader, seq uint64, userID, what string) (*Answe
 			return nil, err
 		}
 	case "profile":
-		return nil, fmt.Errorf("%w: this server does not keep user profiles yet (no profile records in the log, no profile projection)", ErrNotRecorded)
+		// Profiles have history by position in the profiles projection.
+		ans.Method = "history"
+		if err := profileAt(src, seq, userID, ans); err != nil {
+			return nil, err
+		}
 	}
 	return ans, nil
 }

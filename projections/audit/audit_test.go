@@ -175,6 +175,13 @@ func TestUserAt(t *testing.T) {
 	})
 	claimed := d.do(machine.CmdClaimKeys, bob, "D", &machine.ClaimKeys{Claims: []machine.KeyClaim{{UserID: alice, DeviceID: "LAPTOP", Algorithm: "signed_curve25519"}}})
 	logout := d.do(machine.CmdLogout, alice, "LAPTOP", &machine.Logout{})
+	// The profile, changed twice (the first change also sets a field the
+	// second deletes).
+	named := d.do(machine.CmdSetProfileField, alice, "D", &machine.ProfileField{Key: "displayname", Value: json.RawMessage(`"Alice"`)})
+	d.do(machine.CmdSetProfileField, alice, "D", &machine.ProfileField{Key: "m.tz", Value: json.RawMessage(`"Europe/London"`)})
+	between := d.say(alice, room, "between the changes")
+	renamed := d.do(machine.CmdSetProfileField, alice, "D", &machine.ProfileField{Key: "displayname", Value: json.RawMessage(`"Alice Cooper"`)})
+	d.do(machine.CmdDeleteProfileField, alice, "D", &machine.ProfileField{Key: "m.tz"})
 	snap := d.snapshot()
 	e := env(t)
 	devices := func(seq uint64) []string {
@@ -231,8 +238,34 @@ func TestUserAt(t *testing.T) {
 	if k := laptopKeys(logout.Seq); k != nil {
 		t.Errorf("keys after the logout: %+v", k)
 	}
-	if _, err := e.UserAt(snap, logout.Seq, alice, "profile"); err == nil || !strings.Contains(err.Error(), "does not keep") {
-		t.Errorf("profile: %v", err)
+	// Profiles, from the profiles projection's history.
+	profile := func(seq uint64) string {
+		a, err := e.UserAt(snap, seq, alice, "profile")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Method != "history" {
+			t.Errorf("profile answered by %s", a.Method)
+		}
+		j, _ := json.Marshal(a.Profile)
+		return string(j)
+	}
+	for _, c := range []struct {
+		seq  uint64
+		want string
+	}{
+		{logout.Seq, `{"displayname":"alice"}`}, // the default: the localpart
+		{named.Seq, `{"displayname":"Alice"}`},
+		{between.Seq, `{"displayname":"Alice","m.tz":"Europe/London"}`},
+		{renamed.Seq, `{"displayname":"Alice Cooper","m.tz":"Europe/London"}`},
+		{renamed.Seq + 1, `{"displayname":"Alice Cooper"}`},
+	} {
+		if got := profile(c.seq); got != c.want {
+			t.Errorf("profile at %d: %s, want %s", c.seq, got, c.want)
+		}
+	}
+	if _, err := e.UserAt(snap, 1, bob, "profile"); err == nil || !strings.Contains(err.Error(), "not registered") {
+		t.Errorf("profile before registration: %v", err)
 	}
 }
 

@@ -50,7 +50,8 @@
 // state, members and timeline of a room at position S come from the live
 // store without a replay; redactions that happened after S are undone from
 // the log's original PDUs so the answer is what the server served at S.
-// Projections without history (accounts: devices; e2ekeys: keys) are
+// Profiles keep theirs too (projections/profiles), and are read the same
+// way. Projections without history (accounts: devices; e2ekeys: keys) are
 // answered by replaying the log up to S into a scratch store and querying
 // it there: the generic approach that works for any projection.
 package audit

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -276,6 +277,10 @@ func summarize(typ string, v reflect.Value) string {
 		return b.Usage
 	case *facts.SignatureAdded:
 		return "on " + b.UserID + " " + b.KeyID + " by " + b.Signer
+	case *facts.ProfileFieldSet:
+		return b.Key + "=" + truncate(string(b.Value), 60)
+	case *facts.ProfileFieldDeleted:
+		return b.Key
 	}
 	return ""
 }
@@ -497,4 +502,17 @@ func Resolve(r pebble.Reader, spec string, first bool) (uint64, error) {
 		return lo, nil
 	}
 	return lo - 1, nil // 0: before the first record
+}
+
+// truncate shortens s to at most n bytes for a summary, marking the cut
+// (never inside a UTF-8 sequence).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

@@ -46,6 +46,9 @@ var bodies = map[string]func() any{
 	TypeKeyBackupDeleted: func() any { return new(KeyBackupDeleted) },
 	TypeRoomKeysBackedUp: func() any { return new(RoomKeysBackedUp) },
 	TypeRoomKeysDeleted:  func() any { return new(RoomKeysDeleted) },
+	// User profiles (profile.go).
+	TypeProfileFieldSet:     func() any { return new(ProfileFieldSet) },
+	TypeProfileFieldDeleted: func() any { return new(ProfileFieldDeleted) },
 }
 
 var bodiesMu sync.RWMutex

@@ -1,6 +1,9 @@
 package machine
 
 import (
+	"encoding/json"
+	"fmt"
+
 	"github.com/vmihailenco/msgpack/v5"
 
 	"chronicle/projections/accounts"
@@ -23,6 +26,15 @@ func (x *applyCtx) register() (*Result, error) {
 		return &Result{Err: reject(KindUserInUse, "user ID %s is already taken", p.UserID)}, nil
 	}
 	if err := x.emit(facts.TypeAccountRegistered, &facts.AccountRegistered{UserID: p.UserID, PasswordHash: p.PasswordHash, Guest: p.Guest}); err != nil {
+		return nil, err
+	}
+	// Every account starts with a displayname (profile.go), so that member
+	// events and push rules' contains_display_name have one.
+	name, err := json.Marshal(defaultDisplayName(p.UserID))
+	if err != nil {
+		return nil, fmt.Errorf("default displayname of %s: %w", p.UserID, err)
+	}
+	if err := x.emit(facts.TypeProfileFieldSet, &facts.ProfileFieldSet{UserID: p.UserID, Key: ProfileDisplayName, Value: name}); err != nil {
 		return nil, err
 	}
 	if !p.InhibitLogin {

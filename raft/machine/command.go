@@ -131,7 +131,9 @@ type Membership struct {
 	Membership string `msgpack:"m"`
 	Reason     string `msgpack:"why"`
 	IsDirect   bool   `msgpack:"d"`
-	// DisplayName and AvatarURL are copied into a join from the profile.
+	// DisplayName and AvatarURL go into the member event as given; when
+	// empty, a join, invite or knock carries the target's profile values
+	// (profile.go).
 	DisplayName string `msgpack:"n"`
 	AvatarURL   string `msgpack:"av"`
 }

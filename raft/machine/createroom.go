@@ -138,6 +138,9 @@ func (x *applyCtx) createRoom() (*Result, error) {
 				if p.IsDirect {
 					content["is_direct"] = true
 				}
+				if err := x.withProfile(u, content); err != nil {
+					return nil, err
+				}
 				if rej, err := state("m.room.member", u, content); rej != nil || err != nil {
 					return rej, err
 				}
@@ -196,7 +199,11 @@ func (x *applyCtx) openRoom(roomID string, version id.RoomVersion, create map[st
 	if err != nil || rej != nil {
 		return "", rej, err
 	}
-	_, _, rej, err = x.appendState(roomID, version, "m.room.member", x.cmd.Actor, map[string]any{"membership": "join"})
+	join := map[string]any{"membership": "join"}
+	if err := x.withProfile(x.cmd.Actor, join); err != nil {
+		return "", nil, err
+	}
+	_, _, rej, err = x.appendState(roomID, version, "m.room.member", x.cmd.Actor, join)
 	return roomID, rej, err
 }
 

@@ -22,6 +22,7 @@ import (
 	"chronicle/projections/keybackup"
 	"chronicle/projections/notifications"
 	"chronicle/projections/presence"
+	"chronicle/projections/profiles"
 	"chronicle/projections/pushrules"
 	"chronicle/projections/receipts"
 	"chronicle/projections/relations"
@@ -70,7 +71,7 @@ func NewEngine() *projections.Engine {
 		pushrules.Projection{}, notifications.Projection{},
 		// New projections go last: a checkpoint written before one existed
 		// still compares every projection ordered before it.
-		keybackup.Projection{})
+		keybackup.Projection{}, profiles.Projection{})
 	if err != nil {
 		panic(err) // a programming error in the registration list
 	}
@@ -349,6 +350,9 @@ func (x *applyCtx) decide() (*Result, error) {
 		return res, err
 	}
 	if res, ok, err := x.decideKeyBackup(); ok { // keybackup.go
+		return res, err
+	}
+	if res, ok, err := x.decideProfile(); ok { // profile.go
 		return res, err
 	}
 	// An unknown type would make replicas diverge if skipped silently on

@@ -59,11 +59,13 @@ func TestReplayedIndexesApplyNothingTwice(t *testing.T) {
 		t.Fatalf("replay changed the store")
 	}
 
-	// The next index applies normally, on top of the old head.
+	// The next index applies normally, on top of the old head: a
+	// registration is three records (account, default displayname,
+	// session).
 	w = newWorkload(t, m)
 	res := w.ok(CmdRegister, "", "", &Register{UserID: uid("newcomer"), DeviceID: "N"})
-	if res.Seq != head.Seq+2 || m.AppliedIndex() != n+1 {
-		t.Fatalf("index %d: seq %d (want %d), applied %d", n+1, res.Seq, head.Seq+2, m.AppliedIndex())
+	if res.Seq != head.Seq+3 || m.AppliedIndex() != n+1 {
+		t.Fatalf("index %d: seq %d (want %d), applied %d", n+1, res.Seq, head.Seq+3, m.AppliedIndex())
 	}
 	// Raft indexes may skip (configuration entries); lower ones stay skipped.
 	c, _ := NewCommand(CmdLogin, wlBaseTime, uid("newcomer"), "", &Login{DeviceID: "N2"})
@@ -73,8 +75,8 @@ func TestReplayedIndexesApplyNothingTwice(t *testing.T) {
 	if res, err := m.Apply(n+3, c); err != nil || res != nil {
 		t.Fatalf("index %d below the applied index %d: %+v, %v", n+3, n+5, res, err)
 	}
-	if got := verifyChain(t, m); got.Seq != head.Seq+3 {
-		t.Fatalf("head %d, want %d", got.Seq, head.Seq+3)
+	if got := verifyChain(t, m); got.Seq != head.Seq+4 {
+		t.Fatalf("head %d, want %d", got.Seq, head.Seq+4)
 	}
 }
 
@@ -166,10 +168,11 @@ func TestRejectedCommandLeavesNoRecord(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// The next record follows the last accepted one without a gap.
+	// The next records (account, displayname, session) follow the last
+	// accepted one without a gap.
 	res, err := m.Apply(3, c)
-	if err != nil || res.Err != nil || res.Seq != head.Seq+2 {
-		t.Fatalf("index 3: %+v, %v (want seq %d)", res, err, head.Seq+2)
+	if err != nil || res.Err != nil || res.Seq != head.Seq+3 {
+		t.Fatalf("index 3: %+v, %v (want seq %d)", res, err, head.Seq+3)
 	}
 	verifyChain(t, m)
 }

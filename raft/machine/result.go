@@ -31,6 +31,11 @@ const (
 	// to a backup version that is not the current one (Result.KeyBackup
 	// holds the current version).
 	KindWrongRoomKeysVersion
+	// KindProfileTooLarge: 400 M_PROFILE_TOO_LARGE, a profile field that
+	// would take the profile over 64 KiB.
+	KindProfileTooLarge
+	// KindKeyTooLarge: 400 M_KEY_TOO_LARGE, a profile key over 255 bytes.
+	KindKeyTooLarge
 )
 
 // Rejection is a command the domain refused. It is a decided outcome, the

@@ -122,6 +122,11 @@ func (x *applyCtx) membership() (*Result, error) {
 	if p.AvatarURL != "" {
 		content["avatar_url"] = p.AvatarURL
 	}
+	if membership == "join" || membership == "invite" || membership == "knock" {
+		if err := x.withProfile(p.Target, content); err != nil { // profile.go
+			return nil, err
+		}
+	}
 	if membership == "join" {
 		if rej, err := x.authoriseRestrictedJoin(p.RoomID, version, p.Target, content); err != nil || rej != nil {
 			return &Result{Err: rej}, err

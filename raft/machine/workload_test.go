@@ -240,6 +240,16 @@ func buildFullWorkload(w *workload) {
 	w.member(alice, r2, erin, "invite")
 	w.member(erin, r2, erin, "join")
 	w.rej(KindForbidden, CmdMembership, frank, "", &Membership{RoomID: r2, Target: frank, Membership: "leave"})
+	// Profiles: a displayname or avatar change is also a join in every
+	// room the user is joined to; custom fields change the profile only.
+	w.ok(CmdSetProfileField, dave, dev[dave], &ProfileField{Key: "displayname", Value: json.RawMessage(`"Dave D."`)})
+	w.ok(CmdSetProfileField, erin, dev[erin], &ProfileField{Key: "avatar_url", Value: json.RawMessage(`"mxc://localhost/erin"`)})
+	w.ok(CmdSetProfileField, alice, dev[alice], &ProfileField{Key: "m.tz", Value: json.RawMessage(`"Europe/Berlin"`)})
+	w.ok(CmdSetProfileField, alice, dev[alice], &ProfileField{Key: "org.example.status", Value: json.RawMessage(`{"text":"away","n":1.50}`)})
+	w.ok(CmdDeleteProfileField, alice, dev[alice], &ProfileField{Key: "m.tz"})
+	w.ok(CmdSetProfileField, dave, dev[dave], &ProfileField{Key: "displayname", Value: json.RawMessage(`""`)})
+	w.rej(KindInvalidParam, CmdSetProfileField, bob, dev[bob], &ProfileField{Key: "displayname", Value: json.RawMessage(`42`)})
+	w.rej(KindInvalidParam, CmdSetProfileField, bob, dev[bob], &ProfileField{Key: "nickname", Value: json.RawMessage(`"b"`)})
 	// Sync filters.
 	for i, f := range []string{`{"room":{"timeline":{"limit":10}}}`, `{}`, `{"event_fields":["type","content.body"]}`} {
 		user := []string{alice, alice, bob}[i]
