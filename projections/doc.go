@@ -15,6 +15,12 @@
 //   - Digest covers every key and value under a projection's prefix, so two
 //     stores with equal digests hold identical read models.
 //
-// Goroutines: Apply runs on the FSM's apply goroutine only; query methods of
-// the subpackages take a pebble.Reader and are safe anywhere.
+// Replays (a rebuild, a verifier's scratch store) read and decode the log
+// on a second goroutine, ahead of the fold (Preparer), and commit each
+// batch through a copy in key order (commitSorted in replay.go): the
+// store ends up the same as if the batch itself were committed.
+//
+// Goroutines: Apply runs on the FSM's apply goroutine only (or a replay's
+// fold goroutine); Prepare on a replay's read-ahead goroutine; query
+// methods of the subpackages take a pebble.Reader and are safe anywhere.
 package projections

@@ -26,6 +26,18 @@ type Projection interface {
 	Apply(w Writer, rec *rlog.Record) error
 }
 
+// Preparer is implemented by a projection that can do part of folding a
+// record from the record alone, before its turn: decoding the body,
+// typically, leaving the result in rec.Memo for every projection to
+// share. A replay calls Prepare on its read-ahead goroutine, a few hundred
+// records ahead of the fold, so the decoding of a rebuild runs on another
+// core than its fold; the state machine does not call it (Apply decodes
+// lazily). Prepare must not read the store, and must leave rec as Apply
+// would find it if Prepare had not run, apart from the memo.
+type Preparer interface {
+	Prepare(rec *rlog.Record)
+}
+
 // Writer is what Apply may use: reads through the batch, and writes.
 type Writer interface {
 	pebble.Reader
@@ -39,6 +51,7 @@ const prefixVersion byte = 0x03 // 0x03 + name -> uint32 BE version
 // Engine applies records to every registered projection in order.
 type Engine struct {
 	list []Projection
+	prep []Preparer // the projections of list that are Preparers
 }
 
 // NewEngine registers projections in the order they are applied. Prefixes
@@ -55,7 +68,20 @@ func NewEngine(ps ...Projection) (*Engine, error) {
 		}
 		seen[p.Prefix()] = p.Name()
 	}
-	return &Engine{list: ps}, nil
+	e := &Engine{list: ps}
+	for _, p := range ps {
+		if pr, ok := p.(Preparer); ok {
+			e.prep = append(e.prep, pr)
+		}
+	}
+	return e, nil
+}
+
+// prepare runs every Preparer on rec.
+func (e *Engine) prepare(rec *rlog.Record) {
+	for _, p := range e.prep {
+		p.Prepare(rec)
+	}
 }
 
 // Projections returns the registered projections in apply order.

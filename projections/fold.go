@@ -80,6 +80,12 @@ type Folds struct {
 	recs  []foldRecorder
 	buf   []byte
 	order []int
+
+	// The deletes folded since the last Commit or Discard, which a replay
+	// must carry over when it commits its batch in key order (replay.go):
+	// deleted keys, and DeleteRange bounds in the order they were made.
+	dels   [][]byte
+	ranges [][2][]byte
 }
 
 // NewFolds starts every fold hash at zero (an empty store).
@@ -170,6 +176,9 @@ func (f *Folds) Apply(w Writer, rec *rlog.Record) error {
 			f.cur[i] = f.fold(r, f.cur[i], rec.Seq)
 			f.dirty[i] = true
 		}
+		if r.hasDelete {
+			f.keepDeletes(r)
+		}
 	}
 	return nil
 }
@@ -188,14 +197,30 @@ func (f *Folds) Save(w Writer) error {
 	return nil
 }
 
+// keepDeletes copies r's deletes into f.dels and f.ranges.
+func (f *Folds) keepDeletes(r *foldRecorder) {
+	for i := range r.ops {
+		switch op := &r.ops[i]; op.kind {
+		case opDelete:
+			f.dels = append(f.dels, bytes.Clone(r.key(op)))
+		case opRange:
+			f.ranges = append(f.ranges, [2][]byte{bytes.Clone(r.key(op)), bytes.Clone(r.val(op))})
+		}
+	}
+}
+
 // Commit records that the batch holding the pending fold hashes (and the
 // writes they hash) committed.
-func (f *Folds) Commit() { copy(f.saved, f.cur) }
+func (f *Folds) Commit() {
+	copy(f.saved, f.cur)
+	f.dels, f.ranges = f.dels[:0], f.ranges[:0]
+}
 
 // Discard drops everything folded since the last Commit.
 func (f *Folds) Discard() {
 	copy(f.cur, f.saved)
 	clear(f.dirty)
+	f.dels, f.ranges = f.dels[:0], f.ranges[:0]
 }
 
 // reset zeroes every fold hash (before rebuilding into an empty store).
@@ -205,6 +230,7 @@ func (f *Folds) reset() {
 	for i := range f.dirty {
 		f.dirty[i] = true
 	}
+	f.dels, f.ranges = f.dels[:0], f.ranges[:0]
 }
 
 // fold computes the next fold hash from one record's writes.
@@ -275,13 +301,14 @@ type foldOp struct {
 // hash.
 type foldRecorder struct {
 	Writer
-	ops      []foldOp
-	arena    []byte
-	hasRange bool
+	ops       []foldOp
+	arena     []byte
+	hasRange  bool
+	hasDelete bool // a Delete or a DeleteRange
 }
 
 func (r *foldRecorder) reset() {
-	r.ops, r.arena, r.hasRange = r.ops[:0], r.arena[:0], false
+	r.ops, r.arena, r.hasRange, r.hasDelete = r.ops[:0], r.arena[:0], false, false
 }
 
 func (r *foldRecorder) add(kind byte, key, val []byte) {
@@ -321,6 +348,7 @@ func (r *foldRecorder) Delete(key []byte, o *pebble.WriteOptions) error {
 		return err
 	}
 	r.add(opDelete, key, nil)
+	r.hasDelete = true
 	return nil
 }
 
@@ -329,6 +357,6 @@ func (r *foldRecorder) DeleteRange(start, end []byte, o *pebble.WriteOptions) er
 		return err
 	}
 	r.add(opRange, start, end)
-	r.hasRange = true
+	r.hasRange, r.hasDelete = true, true
 	return nil
 }

@@ -109,7 +109,7 @@ func main() {
 	flag.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the full rebuild to this file")
 	flag.IntVar(&batchBytes, "batch-bytes", 0, "full rebuild: commit every this many bytes (0: the default)")
 	flag.BoolVar(&noVerify, "no-verify", false, "skip the whole-verify step (diagnostic runs)")
-	flag.StringVar(&exclude, "exclude", "", "full rebuild: leave out these projections (comma-separated), to see what the others cost")
+	flag.StringVar(&exclude, "exclude", "", "full rebuild and breakdown: leave out these projections (comma-separated), to see what the others cost")
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -303,7 +303,12 @@ func breakdown(db *pebble.DB, dir string, n uint64) ([]Share, error) {
 		return nil, err
 	}
 	defer sdb.Close()
-	ps := machine.NewEngine().Projections()
+	var ps []projections.Projection
+	for _, p := range machine.NewEngine().Projections() {
+		if !slices.Contains(strings.Split(exclude, ","), p.Name()) {
+			ps = append(ps, p) // -exclude leaves them out here too
+		}
+	}
 	durs := make([]time.Duration, len(ps))
 	var wrapped []projections.Projection
 	for i, p := range ps {

@@ -136,7 +136,7 @@ func (e *Env) RoomAt(src pebble.Reader, seq uint64, roomID, what string, o AtOpt
 		if room == nil {
 			return questionf("room %s is unknown to this server", roomID)
 		}
-		create, err := rooms.LocateEvent(r, room.CreateEventID)
+		create, err := rooms.CreateEvent(r, roomID)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package directory
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -27,8 +26,6 @@ type Projection struct{}
 func (Projection) Name() string    { return "directory" }
 func (Projection) Version() uint32 { return 1 }
 func (Projection) Prefix() byte    { return Prefix }
-
-var memberType = []byte("m.room.member")
 
 // Apply folds one record.
 func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
@@ -70,9 +67,9 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 			return fmt.Errorf("set visibility of %s: %w", f.RoomID, err)
 		}
 	case facts.TypeRoomEvent:
-		if !bytes.Contains(rec.Body, memberType) {
-			return nil // not a member event: skip the PDU parse
-		}
+		// The rooms projection, folded before this one, has decoded the
+		// event already (facts.RoomEventOf): reading its type is free,
+		// cheaper than searching the body for the member type.
 		return applyMember(w, rec)
 	}
 	return nil

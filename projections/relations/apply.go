@@ -1,6 +1,7 @@
 package relations
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,9 @@ const maxRelPart = 255
 // RelatesTo returns content["m.relates_to"].rel_type and .event_id when
 // both are strings ("" otherwise). It never fails: content is client input.
 func RelatesTo(content json.RawMessage) (relType, eventID string) {
+	if !mayRelate(content) {
+		return "", ""
+	}
 	var c struct {
 		RelatesTo json.RawMessage `json:"m.relates_to"`
 	}
@@ -42,6 +46,29 @@ func RelatesTo(content json.RawMessage) (relType, eventID string) {
 	_ = json.Unmarshal(rt["rel_type"], &relType)
 	_ = json.Unmarshal(rt["event_id"], &eventID)
 	return relType, eventID
+}
+
+// mayRelate reports whether content can hold an m.relates_to member, as
+// RelatesTo's json.Unmarshal matches member names: case-insensitively
+// (Unicode simple folding, under which only "ſ", U+017F, folds onto one of
+// the name's ASCII letters), and after unescaping \uXXXX. Most events
+// relate to nothing, and this scan costs a fraction of the parse it saves
+// on every event folded.
+func mayRelate(content []byte) bool {
+	if bytes.Contains(content, []byte(`\u`)) || bytes.Contains(content, []byte("\u017f")) {
+		return true
+	}
+	const name = "m.relates_to"
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(content[i:], '.') // the name's only non-letter but '_'
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i >= 1 && len(content)-(i-1) >= len(name) && bytes.EqualFold(content[i-1:i-1+len(name)], []byte(name)) {
+			return true
+		}
+	}
 }
 
 func validPart(s string) bool {

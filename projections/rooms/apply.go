@@ -13,8 +13,18 @@ import (
 type Projection struct{}
 
 func (Projection) Name() string    { return "rooms" }
-func (Projection) Version() uint32 { return 3 }
+func (Projection) Version() uint32 { return 4 }
 func (Projection) Prefix() byte    { return Prefix }
+
+// Prepare decodes a room event's body and PDU ahead of the fold (see
+// projections.Preparer), for rooms and every later projection that reads
+// it through facts.RoomEventOf. A record that does not decode is left for
+// Apply to report.
+func (Projection) Prepare(rec *rlog.Record) {
+	if rec.Type == facts.TypeRoomEvent {
+		_, _, _ = facts.RoomEventOf(rec)
+	}
+}
 
 // Apply folds one record.
 func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
@@ -33,15 +43,9 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 		OriginServerTS: p.OriginServerTS, Content: p.Content, Redacts: p.Redacts,
 		TxnID: f.TxnID, DeviceID: f.DeviceID, Depth: p.Depth, Seq: rec.Seq,
 	}
-	room := &Room{}
-	if p.Type == "m.room.create" && p.StateKey != nil && *p.StateKey == "" {
-		room = &Room{Version: f.RoomVersion, CreateEventID: f.EventID, Creator: p.Sender}
-	} else if found, err := projections.GetMsgpack(w, roomKey(f.RoomID), room); err != nil {
-		return err
-	} else if !found {
-		return fmt.Errorf("event %s for unknown room %s", f.EventID, f.RoomID)
-	}
-	room.LastEventID, room.Depth, room.LastSeq = f.EventID, p.Depth, rec.Seq
+	// The summary is written whole from the event (types.go): the state
+	// machine appends events only to rooms it knows.
+	room := Room{Version: f.RoomVersion, LastEventID: f.EventID, Depth: p.Depth, LastSeq: rec.Seq}
 
 	if p.StateKey != nil {
 		if err := applyState(w, f.RoomID, &ev); err != nil {
@@ -56,10 +60,13 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 	if err := indexTimestamp(w, f.RoomID, &ev); err != nil {
 		return err
 	}
-	if err := projections.SetMsgpack(w, eventKey(f.RoomID, rec.Seq), &ev); err != nil {
+	// One buffer for the three values: Set copies them into the batch.
+	buf := appendEvent(make([]byte, 0, 256+len(ev.Content)), &ev)
+	if err := setValue(w, eventKey(f.RoomID, rec.Seq), buf); err != nil {
 		return err
 	}
-	if err := projections.SetMsgpack(w, eventIDKey(f.EventID), &EventRef{RoomID: f.RoomID, Seq: rec.Seq}); err != nil {
+	buf = appendEventRef(buf[:0], &EventRef{RoomID: f.RoomID, Seq: rec.Seq})
+	if err := setValue(w, eventIDKey(f.EventID), buf); err != nil {
 		return err
 	}
 	if f.TxnID != "" {
@@ -67,7 +74,7 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 			return fmt.Errorf("record txn of %s: %w", f.EventID, err)
 		}
 	}
-	return projections.SetMsgpack(w, roomKey(f.RoomID), room)
+	return setValue(w, roomKey(f.RoomID), appendRoom(buf[:0], &room))
 }
 
 // applyState moves the current state entry to ev, keeps its history and
@@ -92,7 +99,7 @@ func applyState(w projections.Writer, roomID string, ev *Event) error {
 	if err := projections.SetMsgpack(w, stateKey(roomID, ev.Type, sk), &StateRef{EventID: ev.EventID, Seq: ev.Seq}); err != nil {
 		return err
 	}
-	if err := w.Set(historyPrefix(roomID, ev.Type, sk).U64(ev.Seq), []byte(ev.EventID), nil); err != nil {
+	if err := w.Set(historyKey(roomID, ev.Type, sk, ev.Seq), []byte(ev.EventID), nil); err != nil {
 		return fmt.Errorf("state history of %s: %w", ev.EventID, err)
 	}
 	if ev.Type != "m.room.member" {

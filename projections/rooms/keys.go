@@ -1,6 +1,10 @@
 package rooms
 
-import "chronicle/projections"
+import (
+	"encoding/binary"
+
+	"chronicle/projections"
+)
 
 // Prefix is the key space of this projection.
 const Prefix byte = 0x20
@@ -18,34 +22,50 @@ const (
 	tagTimestamp byte = 't' // t roomID ts^(1<<63) seq -> empty (timestamp_to_event)
 )
 
-func roomKey(roomID string) []byte { return projections.NewKey(Prefix, tagRoom).Str(roomID) }
-
-func eventsPrefix(roomID string) projections.Key {
-	return projections.NewKey(Prefix, tagEvent).Str(roomID)
+// key builds tag, then each part 0x00-terminated (projections.Key's
+// layout), in one allocation with room for extra more bytes: the fold
+// builds several of these keys for every event, and chaining Key.Str
+// allocates once per part.
+func key(tag byte, extra int, parts ...string) []byte {
+	n := 2 + extra
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	k := append(make([]byte, 0, n), Prefix, tag)
+	for _, p := range parts {
+		k = append(append(k, p...), 0)
+	}
+	return k
 }
 
-func eventKey(roomID string, seq uint64) []byte { return eventsPrefix(roomID).U64(seq) }
+func roomKey(roomID string) []byte { return key(tagRoom, 0, roomID) }
 
-func eventIDKey(eventID string) []byte { return projections.NewKey(Prefix, tagEventID).Str(eventID) }
+func eventsPrefix(roomID string) projections.Key { return key(tagEvent, 0, roomID) }
 
-func statePrefix(roomID string) projections.Key {
-	return projections.NewKey(Prefix, tagState).Str(roomID)
+func eventKey(roomID string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(key(tagEvent, 8, roomID), seq)
 }
 
-func stateKey(roomID, evType, sk string) []byte { return statePrefix(roomID).Str(evType).Str(sk) }
+func eventIDKey(eventID string) []byte { return key(tagEventID, 0, eventID) }
+
+func statePrefix(roomID string) projections.Key { return key(tagState, 0, roomID) }
+
+func stateKey(roomID, evType, sk string) []byte { return key(tagState, 0, roomID, evType, sk) }
 
 func historyPrefix(roomID, evType, sk string) projections.Key {
-	return projections.NewKey(Prefix, tagHistory).Str(roomID).Str(evType).Str(sk)
+	return key(tagHistory, 0, roomID, evType, sk)
 }
 
-func memberPrefix(userID string) projections.Key {
-	return projections.NewKey(Prefix, tagMember).Str(userID)
+func historyKey(roomID, evType, sk string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(key(tagHistory, 8, roomID, evType, sk), seq)
 }
 
-func memberKey(userID, roomID string) []byte { return memberPrefix(userID).Str(roomID) }
+func memberPrefix(userID string) projections.Key { return key(tagMember, 0, userID) }
+
+func memberKey(userID, roomID string) []byte { return key(tagMember, 0, userID, roomID) }
 
 // txnKey scopes a transaction ID as the spec does, by the request path:
 // the same txnId sent to another room is another request.
 func txnKey(userID, deviceID, roomID, txnID string) []byte {
-	return projections.NewKey(Prefix, tagTxn).Str(userID).Str(deviceID).Str(roomID).Str(txnID)
+	return key(tagTxn, 0, userID, deviceID, roomID, txnID)
 }

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -11,7 +12,25 @@ import (
 
 // GetRoom returns a room's summary, or nil if the room does not exist.
 func GetRoom(r pebble.Reader, roomID string) (*Room, error) {
-	return projections.Lookup[Room](r, roomKey(roomID))
+	v, closer, err := r.Get(roomKey(roomID))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("room %s: %w", roomID, err)
+	}
+	defer closer.Close()
+	var room Room
+	if err := decodeRoom(v, &room); err != nil {
+		return nil, err
+	}
+	return &room, nil
+}
+
+// CreateEvent returns the room's m.room.create event, or nil if the room
+// does not exist.
+func CreateEvent(r pebble.Reader, roomID string) (*Event, error) {
+	return StateEvent(r, roomID, "m.room.create", "")
 }
 
 // GetEvent returns the event at seq in a room, or nil.

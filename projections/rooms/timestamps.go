@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -13,15 +14,14 @@ import (
 // Timestamps come from the clocks of the API nodes that accepted each
 // event, so they are not ordered like positions; the index orders by time.
 
-func tsPrefix(roomID string) projections.Key {
-	return projections.NewKey(Prefix, tagTimestamp).Str(roomID)
-}
+func tsPrefix(roomID string) projections.Key { return key(tagTimestamp, 0, roomID) }
 
 // tsOrder maps a signed timestamp to an unsigned one with the same order.
 func tsOrder(ts int64) uint64 { return uint64(ts) ^ (1 << 63) }
 
 func tsKey(roomID string, ts int64, seq uint64) []byte {
-	return tsPrefix(roomID).U64(tsOrder(ts)).U64(seq)
+	k := binary.BigEndian.AppendUint64(key(tagTimestamp, 16, roomID), tsOrder(ts))
+	return binary.BigEndian.AppendUint64(k, seq)
 }
 
 func indexTimestamp(w projections.Writer, roomID string, ev *Event) error {

@@ -2,13 +2,18 @@ package rooms
 
 import "encoding/json"
 
-// Room is a room's summary.
+// Room is a room's summary: what the state machine needs to append the
+// next event, and what sync needs to skip a room that did not change.
+//
+// Every field is known from the event being folded (the room version
+// travels in every room event's fact), so the fold writes the summary
+// without reading it back, for every event. The create event's ID and
+// sender are not kept here (up to version 3 they were, under tags "c" and
+// "r"): the room's m.room.create state entry holds them (CreateEvent).
 type Room struct {
-	Version       string `msgpack:"v"`
-	CreateEventID string `msgpack:"c"`
-	Creator       string `msgpack:"r"`
-	LastEventID   string `msgpack:"l"`
-	Depth         int64  `msgpack:"d"`
+	Version     string `msgpack:"v"`
+	LastEventID string `msgpack:"l"`
+	Depth       int64  `msgpack:"d"`
 	// LastSeq is the position of the room's latest event: sync compares it
 	// with a token to skip rooms that did not change.
 	LastSeq uint64 `msgpack:"s"`

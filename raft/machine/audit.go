@@ -138,12 +138,12 @@ func OpenStateReadOnly(dir string) (*pebble.DB, error) {
 	return db, nil
 }
 
-// OpenStateWritable opens a state store read-write with the machine's
-// options but without a Machine (no rebuild on open), for offline
-// maintenance such as chronicle rebuild. It fails if a running server
+// OpenStateWritable opens a state store read-write without a Machine (no
+// rebuild on open), for offline maintenance such as chronicle rebuild,
+// with the bulk-load options (StoreOptions). It fails if a running server
 // holds the store.
 func OpenStateWritable(dir string) (*pebble.DB, error) {
-	opts := pebbleOptions()
+	opts := StoreOptions()
 	opts.ErrorIfNotExists = true
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
@@ -152,6 +152,31 @@ func OpenStateWritable(dir string) (*pebble.DB, error) {
 	return db, nil
 }
 
-// StoreOptions are the state store's Pebble options, for tools that open
-// stores of their own (a verifier's scratch replay).
-func StoreOptions() *pebble.Options { return pebbleOptions() }
+// StoreOptions are the state store's Pebble options for a bulk load: a
+// verifier's scratch replay, and chronicle rebuild (OpenStateWritable).
+// Such a store is written by one replay and read by nothing else while it
+// runs, so it trades memory and read amplification for less compaction:
+//
+//   - 64 MiB memtables (Pebble's default is 4 MiB). Every flush adds an L0
+//     sublevel that spans most of the key space (each record writes under
+//     many projections' prefixes), and each compaction of L0 rewrites most
+//     of the base level beneath it, so the compaction work per record falls
+//     with the flush size. Pebble grows a memtable to this size only as it
+//     fills.
+//   - L0 is compacted at 8 sublevels, not 4 (and writes stall at 24, not
+//     12), so that each compaction into the base level carries twice the
+//     data.
+//
+// Measured on a full rebuild of 1M records (bench/audit): the store wrote
+// 2.1 GB for 250 MB flushed with Pebble's defaults, 0.94 GB with the
+// larger memtables and 0.71 GB with both, in 11 compactions instead of 72,
+// and the rebuild ran twice as fast. A live store keeps the defaults: its
+// readers would pay for every extra sublevel, and its WAL grows with the
+// memtable.
+func StoreOptions() *pebble.Options {
+	opts := pebbleOptions()
+	opts.MemTableSize = 64 << 20
+	opts.L0CompactionThreshold = 8
+	opts.L0StopWritesThreshold = 24
+	return opts
+}

@@ -104,8 +104,8 @@ func TestRedactionPowerRule(t *testing.T) {
 			// The create event is never redacted.
 			create := ""
 			if err := m.View(func(r pebble.Reader) error {
-				room, err := rooms.GetRoom(r, room)
-				create = room.CreateEventID
+				ev, err := rooms.CreateEvent(r, room)
+				create = ev.EventID
 				return err
 			}); err != nil {
 				t.Fatal(err)
