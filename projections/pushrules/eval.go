@@ -3,9 +3,12 @@ package pushrules
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/json/jsontext"
+	jsonv2 "encoding/json/v2"
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -37,11 +40,17 @@ type Event struct {
 	lowerBody *string
 }
 
+// contentOptions parse an event's content as the state machine stored
+// it: canonical JSON (built and hashed as such), so names are unique and
+// strings valid UTF-8, and those checks, a large part of the parse, are
+// skipped. Every event of a room is parsed here, once per fold.
+var contentOptions = jsonv2.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+
 // NewEvent prepares an event. Content that is not a JSON object has no
 // properties for conditions to match.
 func NewEvent(roomID, sender, typ string, stateKey *string, content json.RawMessage) *Event {
 	var raw map[string]any
-	_ = json.Unmarshal(content, &raw)
+	_ = jsonv2.Unmarshal(content, &raw, contentOptions)
 	_, mentions := raw["m.mentions"]
 	return &Event{
 		mx: &event.Event{
@@ -80,7 +89,9 @@ type compiledRule struct {
 	globs       []*matcher
 	patternGlob *matcher
 	// paths[i] is conds[i]'s key, split once (the key-reading kinds).
-	paths  []propPath
+	paths []propPath
+	// counts[i] is conds[i]'s room_member_count comparison, parsed once.
+	counts []memberCount
 	broken bool // conditions that do not decode never match
 	// placeholder: a server-default rule naming its owner.
 	placeholder bool
@@ -118,11 +129,15 @@ func compileRule(kind string, r *Rule) compiledRule {
 func (c *compiledRule) compileGlobs() {
 	c.globs = make([]*matcher, len(c.conds))
 	c.paths = make([]propPath, len(c.conds))
+	c.counts = make([]memberCount, len(c.conds))
 	for i, cond := range c.conds {
 		if cond == nil {
 			continue
 		}
 		c.paths[i] = parsePath(cond.Key)
+		if cond.Kind == mpr.KindRoomMemberCount {
+			c.counts[i] = parseMemberCount(cond.MemberCountCondition)
+		}
 		if cond.Kind == mpr.KindEventMatch {
 			c.globs[i] = cachedGlob(cond.Key == "content.body", cond.Pattern)
 		}
@@ -469,8 +484,53 @@ func (c *compiledRule) condMatches(i int, cond *mpr.PushCondition, room mpr.Room
 		return ok && isArr && slices.ContainsFunc(arr, func(item any) bool { return valueEquals(item, cond.Value) })
 	case mpr.KindContainsDisplayName:
 		return containsDisplayName(ev, room.GetOwnDisplayname())
+	case mpr.KindRoomMemberCount:
+		return c.counts[i].matches(room.GetMemberCount())
 	}
 	return cond.Match(room, ev.mx)
+}
+
+// memberCount is a room_member_count condition's "is": an operator (==
+// when absent) and a count; ok false when it does not parse, which never
+// matches (as in mautrix, whose regexp it follows).
+type memberCount struct {
+	op    string
+	count int
+	ok    bool
+}
+
+func parseMemberCount(is string) memberCount {
+	op := ""
+	for _, prefix := range []string{"==", ">=", "<=", ">", "<"} {
+		if strings.HasPrefix(is, prefix) {
+			op, is = prefix, is[len(prefix):]
+			break
+		}
+	}
+	if is == "" || strings.Trim(is, "0123456789") != "" {
+		return memberCount{}
+	}
+	n, err := strconv.Atoi(is)
+	return memberCount{op: op, count: n, ok: err == nil}
+}
+
+func (m memberCount) matches(n int) bool {
+	if !m.ok {
+		return false
+	}
+	switch m.op {
+	case "==", "":
+		return n == m.count
+	case ">":
+		return n > m.count
+	case ">=":
+		return n >= m.count
+	case "<":
+		return n < m.count
+	case "<=":
+		return n <= m.count
+	}
+	return false
 }
 
 // valueEquals is mautrix's comparison of event_property_is/contains:

@@ -2,8 +2,10 @@ package machine
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	rlog "chronicle/log"
 	"chronicle/projections"
@@ -163,6 +165,11 @@ func OpenStateWritable(dir string) (*pebble.DB, error) {
 //     of the base level beneath it, so the compaction work per record falls
 //     with the flush size. Pebble grows a memtable to this size only as it
 //     fills.
+//   - A 256 MiB block cache (Pebble's default is 8 MiB) and bloom filters
+//     on every level: folds read as they write (a room's member list, a
+//     thread's totals), and with bulk-load sublevels each such point read
+//     otherwise walks every L0 file's index. On 1M records they raised the
+//     full rebuild from 24k to 48k records/s.
 //   - L0 is compacted at 8 sublevels, not 4 (and writes stall at 24, not
 //     12), so that each compaction into the base level carries twice the
 //     data.
@@ -175,8 +182,18 @@ func OpenStateWritable(dir string) (*pebble.DB, error) {
 // memtable.
 func StoreOptions() *pebble.Options {
 	opts := pebbleOptions()
+	opts.Cache = bulkCache()
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
 	opts.MemTableSize = 64 << 20
 	opts.L0CompactionThreshold = 8
 	opts.L0StopWritesThreshold = 24
 	return opts
 }
+
+// bulkCache is the block cache of bulk-load stores, one per process: a
+// Pebble cache is manually managed memory, and sharing one bounds it
+// however many scratch stores a process opens (an online verify runs in
+// the server).
+var bulkCache = sync.OnceValue(func() *pebble.Cache { return pebble.NewCache(256 << 20) })
