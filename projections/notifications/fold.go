@@ -2,12 +2,12 @@ package notifications
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/vmihailenco/msgpack/v5"
 
 	rlog "chronicle/log"
 	"chronicle/projections"
@@ -159,20 +159,43 @@ func getCounts(r pebble.Reader, key []byte, c *Counts) (bool, error) {
 	return err == nil, err
 }
 
-// listed is a room's 'n' entry: an event that notifies members who get
-// the shared result.
+// listed is a room's 'n' entry (and a member's 'y' entry): an event that
+// notifies. It is written for every notifying event, so it has a plain
+// layout rather than msgpack: a flag byte (1: highlight), the thread as a
+// uvarint length and bytes, then the actions' JSON.
 type listed struct {
-	Thread    string          `msgpack:"t,omitempty"`
-	Actions   json.RawMessage `msgpack:"a"`
-	Highlight bool            `msgpack:"h,omitempty"`
+	Thread    string
+	Actions   json.RawMessage
+	Highlight bool
 }
 
 func (l listed) encode() ([]byte, error) {
-	b, err := msgpack.Marshal(&l)
-	if err != nil {
-		return nil, fmt.Errorf("encode notification: %w", err)
+	b := make([]byte, 0, 2+len(l.Thread)+len(l.Actions))
+	flag := byte(0)
+	if l.Highlight {
+		flag = 1
 	}
-	return b, nil
+	b = append(b, flag)
+	b = binary.AppendUvarint(b, uint64(len(l.Thread)))
+	b = append(b, l.Thread...)
+	return append(b, l.Actions...), nil
+}
+
+// decodeListed reads an entry; the result does not alias v.
+func decodeListed(v []byte) (listed, error) {
+	if len(v) < 2 {
+		return listed{}, fmt.Errorf("notification entry has %d bytes", len(v))
+	}
+	n, k := binary.Uvarint(v[1:])
+	if k <= 0 || uint64(len(v)-1-k) < n {
+		return listed{}, fmt.Errorf("notification entry is truncated")
+	}
+	start := 1 + k
+	return listed{
+		Highlight: v[0] == 1,
+		Thread:    string(v[start : start+int(n)]),
+		Actions:   json.RawMessage(bytes.Clone(v[start+int(n):])),
+	}, nil
 }
 
 // exception is a member's 'x' entry for one event: their own outcome and

@@ -32,3 +32,21 @@ func FuzzDecodeMembers(f *testing.F) {
 		}
 	})
 }
+
+// A notification entry decodes without panicking, and what decodes
+// encodes back to the same bytes.
+func FuzzDecodeListed(f *testing.F) {
+	b, _ := listed{Thread: "$root", Actions: []byte(`["notify"]`), Highlight: true}.encode()
+	f.Add(b)
+	f.Add([]byte{0, 9})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := decodeListed(b)
+		if err != nil {
+			return
+		}
+		again, _ := l.encode()
+		if l2, err := decodeListed(again); err != nil || !reflect.DeepEqual(l2, l) {
+			t.Fatalf("re-encoding %x: %+v, %v", b, l2, err)
+		}
+	})
+}

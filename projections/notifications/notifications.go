@@ -167,7 +167,7 @@ type Notif struct {
 type Projection struct{}
 
 func (Projection) Name() string    { return "notifications" }
-func (Projection) Version() uint32 { return 5 }
+func (Projection) Version() uint32 { return 6 }
 func (Projection) Prefix() byte    { return Prefix }
 
 // Apply folds one record.

@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"chronicle/projections"
 )
@@ -264,9 +263,9 @@ func roomList(r pebble.Reader, user string, jr joinedRoom, before uint64, want i
 		}
 		defer it.Close()
 		for ok := it.Last(); ok; ok = it.Prev() {
-			var l listed
-			if err := msgpack.Unmarshal(it.Value(), &l); err != nil {
-				return fmt.Errorf("decode notification: %w", err)
+			l, err := decodeListed(it.Value())
+			if err != nil {
+				return err
 			}
 			more, err := each(projections.U64At(it.Key()), &l)
 			if err != nil || !more {
