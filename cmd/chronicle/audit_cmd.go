@@ -440,7 +440,10 @@ with it.`, errw)
 	fmt.Fprintln(tw, "PROJECTION\tDIGEST BEFORE\tDIGEST AFTER\tCONTENTS")
 	for _, p := range rep.Projections {
 		what := "unchanged"
-		if p.Changed {
+		switch {
+		case p.Changed && p.Stale:
+			what = "rebuilt (stored by an older version of the projection)"
+		case p.Changed:
 			what = "CHANGED (the old contents did not match the log)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, short(p.Before), short(p.After), what)

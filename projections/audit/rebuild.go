@@ -31,6 +31,10 @@ type RebuiltProjection struct {
 	Before  string `json:"digest_before"`
 	After   string `json:"digest_after"`
 	Changed bool   `json:"changed"`
+	// Stale: the stored contents were of an older version of the
+	// projection (its code changed what it stores), so a change of digest
+	// says nothing about corruption.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // RebuildInPlace rebuilds projections of a stopped server's store from
@@ -55,6 +59,10 @@ func (e *Env) RebuildInPlace(db *pebble.DB, names []string) (*RebuildReport, err
 		}
 	}
 	sub := e.Engine.Sub(k)
+	stale, err := sub.Stale(db)
+	if err != nil {
+		return nil, err
+	}
 	rep := &RebuildReport{Asked: names}
 	before := map[string][32]byte{}
 	for _, p := range sub.Projections() {
@@ -90,6 +98,7 @@ func (e *Env) RebuildInPlace(db *pebble.DB, names []string) (*RebuildReport, err
 		b := before[p.Name()]
 		rep.Projections = append(rep.Projections, RebuiltProjection{
 			Name: p.Name(), Before: hex.EncodeToString(b[:]), After: hex.EncodeToString(d[:]), Changed: b != d,
+			Stale: slices.Contains(stale, p.Name()),
 		})
 	}
 	return rep, nil
