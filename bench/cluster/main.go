@@ -21,7 +21,6 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
-	"time"
 
 	"chronicle/bench/internal/loadgen"
 )
@@ -69,9 +68,7 @@ type Target struct {
 
 // Results is the JSON document written to -out.
 type Results struct {
-	StartedAt   time.Time               `json:"started_at"`
-	DurationS   float64                 `json:"duration_s"`
-	GoVersion   string                  `json:"go_version"`
+	loadgen.Run
 	Machine     Machine                 `json:"machine"`
 	Config      Config                  `json:"config"`
 	SingleSend  *loadgen.SendLevel      `json:"single_node_send,omitempty"`
@@ -81,8 +78,6 @@ type Results struct {
 	Failover    *FailoverResult         `json:"failover,omitempty"`
 	Snapshot    *SnapshotResult         `json:"snapshot,omitempty"`
 	Targets     []Target                `json:"targets,omitempty"`
-	Retries429  int64                   `json:"retries_429"`
-	Errors      loadgen.Failures        `json:"errors,omitempty"`
 	Table       [][]string              `json:"table"`
 	// NodeIDs maps the node URLs in the results to node IDs.
 	NodeIDs map[string]string `json:"node_ids,omitempty"`
@@ -153,15 +148,9 @@ func machine() Machine {
 // still run. Every node it started is stopped before it returns, on errors,
 // panics and Ctrl-C too.
 func run(ctx context.Context, cfg Config) (res *Results) {
-	res = &Results{StartedAt: time.Now(), GoVersion: runtime.Version(), Machine: machine(), Config: cfg,
-		Errors: loadgen.Failures{}, NodeIDs: map[string]string{}}
-	defer func() {
-		if ctx.Err() != nil {
-			res.Errors["interrupted"] = ctx.Err().Error()
-		}
-		res.Retries429 = loadgen.Retries429()
-		res.DurationS = time.Since(res.StartedAt).Seconds()
-	}()
+	res = &Results{Run: loadgen.StartRun(), Machine: machine(), Config: cfg,
+		NodeIDs: map[string]string{}}
+	defer res.Finish(ctx)
 	fail := res.Errors.Fail
 	want := func(name string) bool { return loadgen.Wants(cfg.Only, name) }
 	step := func(name, what string) bool {

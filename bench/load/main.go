@@ -13,10 +13,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"strings"
-	"time"
 
 	"chronicle/bench/internal/loadgen"
 )
@@ -36,9 +34,7 @@ type Config struct {
 
 // Results is the JSON document written to -out.
 type Results struct {
-	StartedAt   time.Time                  `json:"started_at"`
-	DurationS   float64                    `json:"duration_s"`
-	GoVersion   string                     `json:"go_version"`
+	loadgen.Run
 	Versions    []string                   `json:"server_versions,omitempty"`
 	Config      Config                     `json:"config"`
 	Register    *loadgen.RegisterResult    `json:"register,omitempty"`
@@ -47,8 +43,6 @@ type Results struct {
 	InitialSync *loadgen.InitialSyncResult `json:"initial_sync,omitempty"`
 	Paginate    *loadgen.PaginateResult    `json:"paginate,omitempty"`
 	Server      *loadgen.ServerResult      `json:"server,omitempty"`
-	Retries429  int64                      `json:"retries_429"`
-	Errors      loadgen.Failures           `json:"errors,omitempty"`
 	Table       [][]string                 `json:"table"`
 }
 
@@ -128,14 +122,8 @@ func parseFlags() (Config, string) {
 // run executes the scenarios in order. A failing scenario is recorded and the
 // rest still run: a half-built server should still get numbers for what works.
 func run(ctx context.Context, cfg Config) (res *Results) {
-	res = &Results{StartedAt: time.Now(), GoVersion: runtime.Version(), Config: cfg, Errors: loadgen.Failures{}}
-	defer func() {
-		if ctx.Err() != nil {
-			res.Errors["interrupted"] = ctx.Err().Error()
-		}
-		res.Retries429 = loadgen.Retries429()
-		res.DurationS = time.Since(res.StartedAt).Seconds()
-	}()
+	res = &Results{Run: loadgen.StartRun(), Config: cfg}
+	defer res.Finish(ctx)
 	fail := res.Errors.Fail
 	want := func(name string) bool { return loadgen.Wants(cfg.Only, name) }
 	step := func(name string) bool {

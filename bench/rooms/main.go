@@ -18,7 +18,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"time"
 
 	"chronicle/bench/internal/loadgen"
 )
@@ -41,20 +40,16 @@ type Config struct {
 
 // Results is the JSON document written to -out.
 type Results struct {
-	StartedAt  time.Time        `json:"started_at"`
-	DurationS  float64          `json:"duration_s"`
-	GoVersion  string           `json:"go_version"`
-	CPUs       int              `json:"client_cpus"`
-	Versions   []string         `json:"server_versions,omitempty"`
-	Config     Config           `json:"config"`
-	Register   *Throughput      `json:"register,omitempty"`
-	Create     *Throughput      `json:"create,omitempty"`
-	Join       *JoinResult      `json:"join,omitempty"`
-	Messages   *MessagesResult  `json:"messages,omitempty"`
-	Members    *MembersResult   `json:"members,omitempty"`
-	Retries429 int64            `json:"retries_429"`
-	Errors     loadgen.Failures `json:"errors,omitempty"`
-	Table      [][]string       `json:"table"`
+	loadgen.Run
+	CPUs     int             `json:"client_cpus"`
+	Versions []string        `json:"server_versions,omitempty"`
+	Config   Config          `json:"config"`
+	Register *Throughput     `json:"register,omitempty"`
+	Create   *Throughput     `json:"create,omitempty"`
+	Join     *JoinResult     `json:"join,omitempty"`
+	Messages *MessagesResult `json:"messages,omitempty"`
+	Members  *MembersResult  `json:"members,omitempty"`
+	Table    [][]string      `json:"table"`
 }
 
 var scenarios = []string{"create", "join", "messages", "members"}
@@ -114,14 +109,8 @@ func parseFlags() (Config, string) {
 // run executes the scenarios in order; a failed one is recorded and the
 // others still run.
 func run(ctx context.Context, cfg Config) (res *Results) {
-	res = &Results{StartedAt: time.Now(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Config: cfg, Errors: loadgen.Failures{}}
-	defer func() {
-		if ctx.Err() != nil {
-			res.Errors["interrupted"] = ctx.Err().Error()
-		}
-		res.Retries429 = loadgen.Retries429()
-		res.DurationS = time.Since(res.StartedAt).Seconds()
-	}()
+	res = &Results{Run: loadgen.StartRun(), CPUs: runtime.NumCPU(), Config: cfg}
+	defer res.Finish(ctx)
 	fail := res.Errors.Fail
 	want := func(name string) bool { return loadgen.Wants(cfg.Only, name) }
 	b := &bench{cfg: cfg, hc: loadgen.NewHTTPClient()}

@@ -20,7 +20,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"time"
 
 	"chronicle/bench/internal/loadgen"
 )
@@ -44,9 +43,7 @@ type Config struct {
 
 // Results is the JSON document written to -out.
 type Results struct {
-	StartedAt   time.Time            `json:"started_at"`
-	DurationS   float64              `json:"duration_s"`
-	GoVersion   string               `json:"go_version"`
+	loadgen.Run
 	CPUs        int                  `json:"client_cpus"`
 	Versions    []string             `json:"server_versions,omitempty"`
 	Config      Config               `json:"config"`
@@ -54,8 +51,6 @@ type Results struct {
 	Incremental []*IncrementalResult `json:"incremental,omitempty"`
 	Initial     []*InitialResult     `json:"initial,omitempty"`
 	Wake        *WakeResult          `json:"wake,omitempty"`
-	Retries429  int64                `json:"retries_429"`
-	Errors      loadgen.Failures     `json:"errors,omitempty"`
 	Table       [][]string           `json:"table"`
 }
 
@@ -126,14 +121,8 @@ func parseFlags() (Config, string) {
 // run executes the scenarios in order; a failed one is recorded and the
 // others still run.
 func run(ctx context.Context, cfg Config) (res *Results) {
-	res = &Results{StartedAt: time.Now(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Config: cfg, Errors: loadgen.Failures{}}
-	defer func() {
-		if ctx.Err() != nil {
-			res.Errors["interrupted"] = ctx.Err().Error()
-		}
-		res.Retries429 = loadgen.Retries429()
-		res.DurationS = time.Since(res.StartedAt).Seconds()
-	}()
+	res = &Results{Run: loadgen.StartRun(), CPUs: runtime.NumCPU(), Config: cfg}
+	defer res.Finish(ctx)
 	fail := res.Errors.Fail
 	want := func(name string) bool { return loadgen.Wants(cfg.Only, name) }
 	b := &bench{cfg: cfg, hc: loadgen.NewHTTPClient()}

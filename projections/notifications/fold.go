@@ -121,8 +121,8 @@ func matchOutcome(m *pushrules.Match) outcome {
 // list.
 func addShared(w projections.Writer, room, thread string, seq uint64, o outcome, m *pushrules.Match) error {
 	hk := headPrefix(room).Str(thread)
-	var head Counts
-	if _, err := getCounts(w, hk, &head); err != nil {
+	head, err := getCounts(w, hk)
+	if err != nil {
 		return err
 	}
 	c := o.counts()
@@ -145,18 +145,17 @@ func addShared(w projections.Writer, room, thread string, seq uint64, o outcome,
 	return w.Set(listPrefix(room).U64(seq), b, nil)
 }
 
-// getCounts reads a Counts value (false when absent).
-func getCounts(r pebble.Reader, key []byte, c *Counts) (bool, error) {
+// getCounts reads a Counts value (zero when absent).
+func getCounts(r pebble.Reader, key []byte) (Counts, error) {
 	v, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
+		return Counts{}, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("notification totals: %w", err)
+		return Counts{}, fmt.Errorf("notification totals: %w", err)
 	}
 	defer closer.Close()
-	*c, err = decodeCounts(v)
-	return err == nil, err
+	return decodeCounts(v)
 }
 
 // listed is a room's 'n' entry (and a member's 'y' entry): an event that
@@ -201,9 +200,9 @@ func decodeListed(v []byte) (listed, error) {
 // exception is a member's 'x' entry for one event: their own outcome and
 // the shared one it replaces, and their actions when they are notified.
 type exception struct {
-	Own     outcome         `msgpack:"o"`
-	Shared  outcome         `msgpack:"s"`
-	Actions json.RawMessage `msgpack:"a,omitempty"`
+	Own     outcome
+	Shared  outcome
+	Actions json.RawMessage
 }
 
 func (x exception) encode() []byte {

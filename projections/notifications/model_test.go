@@ -42,7 +42,7 @@ func TestCountsMatchModel(t *testing.T) {
 func runModel(t *testing.T, seed uint64) {
 	d := newDriver(t)
 	const dave = "@dave:localhost"
-	d.do(machine.CmdRegister, "", &machine.Register{UserID: dave, DeviceID: "D"})
+	d.Register(dave)
 	users := []string{alice, bob, carol, dave}
 	room := d.room(alice, "public_chat", bob, carol, dave)
 	rng := rand.New(rand.NewPCG(seed, 7))
@@ -122,7 +122,7 @@ func runModel(t *testing.T, seed uint64) {
 		switch k := rng.IntN(10); {
 		case !s.joined:
 			if k < 3 {
-				d.do(machine.CmdMembership, u, &machine.Membership{RoomID: room, Target: u, Membership: "join"})
+				d.Do(machine.CmdMembership, u, &machine.Membership{RoomID: room, Target: u, Membership: "join"})
 				pos++
 				*s = modelUser{joined: true, join: pos, threadReads: map[string]int{}}
 			}
@@ -154,14 +154,14 @@ func runModel(t *testing.T, seed uint64) {
 				s.threadReads[ev.thread] = max(s.threadReads[ev.thread], ev.pos)
 			}
 		case k < 8 && u != alice:
-			d.do(machine.CmdMembership, u, &machine.Membership{RoomID: room, Target: u, Membership: "leave"})
+			d.Do(machine.CmdMembership, u, &machine.Membership{RoomID: room, Target: u, Membership: "leave"})
 			pos++
 			s.joined = false
 		case k < 9:
 			if muted[u] {
-				d.do(machine.CmdPushRuleDelete, u, &machine.PushRuleDelete{Kind: "room", RuleID: room})
+				d.Do(machine.CmdPushRuleDelete, u, &machine.PushRuleDelete{Kind: "room", RuleID: room})
 			} else {
-				d.do(machine.CmdPushRulePut, u, &machine.PushRulePut{Kind: "room", RuleID: room, Actions: json.RawMessage(`[]`)})
+				d.Do(machine.CmdPushRulePut, u, &machine.PushRulePut{Kind: "room", RuleID: room, Actions: json.RawMessage(`[]`)})
 			}
 			muted[u] = !muted[u]
 		}

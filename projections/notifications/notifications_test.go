@@ -12,6 +12,7 @@ import (
 	"chronicle/projections/notifications"
 	"chronicle/projections/rooms"
 	"chronicle/raft/machine"
+	"chronicle/raft/machine/machinetest"
 )
 
 const (
@@ -20,60 +21,23 @@ const (
 	carol = "@carol:localhost"
 )
 
-// driver applies commands to a real machine (real Pebble) at consecutive
-// indexes.
-type driver struct {
-	t    *testing.T
-	m    *machine.Machine
-	dir  string
-	idx  uint64
-	cmds []*machine.Command
-}
+// driver applies commands to a real machine (machinetest), a second
+// apart.
+type driver struct{ *machinetest.Driver }
 
 func newDriver(t *testing.T) *driver {
 	t.Helper()
-	dir := t.TempDir()
-	m, err := machine.Open(dir, machine.Config{ServerName: "localhost", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	d := &driver{t: t, m: m, dir: dir}
-	for _, u := range []string{alice, bob, carol} {
-		d.do(machine.CmdRegister, "", &machine.Register{UserID: u, DeviceID: "D"})
-	}
+	d := &driver{machinetest.New(t)}
+	d.Step = 1000
+	d.Register(alice, bob, carol)
 	return d
 }
 
-func (d *driver) try(typ, actor string, payload any) *machine.Result {
-	d.t.Helper()
-	d.idx++
-	c, err := machine.NewCommand(typ, 1_700_000_000_000+int64(d.idx)*1000, actor, "D", payload)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	res, err := d.m.Apply(d.idx, c)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.cmds = append(d.cmds, c)
-	return res
-}
-
-func (d *driver) do(typ, actor string, payload any) *machine.Result {
-	d.t.Helper()
-	res := d.try(typ, actor, payload)
-	if res.Err != nil {
-		d.t.Fatalf("index %d %s by %s: %v", d.idx, typ, actor, res.Err)
-	}
-	return res
-}
-
 func (d *driver) room(creator string, preset string, members ...string) string {
-	d.t.Helper()
-	roomID := d.do(machine.CmdCreateRoom, creator, &machine.CreateRoom{Preset: preset, Invite: members}).RoomID
+	d.T.Helper()
+	roomID := d.Do(machine.CmdCreateRoom, creator, &machine.CreateRoom{Preset: preset, Invite: members}).RoomID
 	for _, u := range members {
-		d.do(machine.CmdMembership, u, &machine.Membership{RoomID: roomID, Target: u, Membership: "join", DisplayName: displayNames[u]})
+		d.Do(machine.CmdMembership, u, &machine.Membership{RoomID: roomID, Target: u, Membership: "join", DisplayName: displayNames[u]})
 	}
 	return roomID
 }
@@ -81,35 +45,35 @@ func (d *driver) room(creator string, preset string, members ...string) string {
 var displayNames = map[string]string{bob: "Bobby Tables", carol: "Carol"}
 
 func (d *driver) send(actor, roomID, content string) string {
-	d.t.Helper()
-	return d.do(machine.CmdSendEvent, actor, &machine.SendEvent{RoomID: roomID, Type: "m.room.message", Content: json.RawMessage(content)}).EventID
+	d.T.Helper()
+	return d.Do(machine.CmdSendEvent, actor, &machine.SendEvent{RoomID: roomID, Type: "m.room.message", Content: json.RawMessage(content)}).EventID
 }
 
 func (d *driver) say(actor, roomID, body string) string {
-	d.t.Helper()
+	d.T.Helper()
 	return d.send(actor, roomID, fmt.Sprintf(`{"msgtype":"m.text","body":%q}`, body))
 }
 
 func (d *driver) inThread(actor, roomID, root, body string) string {
-	d.t.Helper()
+	d.T.Helper()
 	return d.send(actor, roomID, fmt.Sprintf(`{"msgtype":"m.text","body":%q,"m.relates_to":{"rel_type":"m.thread","event_id":%q}}`, body, root))
 }
 
 func (d *driver) receipt(user, roomID, typ, eventID, thread string) {
-	d.t.Helper()
-	d.do(machine.CmdReceipt, user, &machine.Receipt{RoomID: roomID, Type: typ, EventID: eventID, ThreadID: thread})
+	d.T.Helper()
+	d.Do(machine.CmdReceipt, user, &machine.Receipt{RoomID: roomID, Type: typ, EventID: eventID, ThreadID: thread})
 }
 
 // counts returns user's counts in room: the total and by thread.
 func (d *driver) counts(user, roomID string) (notifications.Counts, map[string]notifications.Counts) {
-	d.t.Helper()
+	d.T.Helper()
 	var tcs []notifications.ThreadCounts
-	if err := d.m.View(func(r pebble.Reader) error {
+	if err := d.M.View(func(r pebble.Reader) error {
 		var err error
 		tcs, err = notifications.RoomCounts(r, user, roomID)
 		return err
 	}); err != nil {
-		d.t.Fatal(err)
+		d.T.Fatal(err)
 	}
 	by := map[string]notifications.Counts{}
 	for _, tc := range tcs {
@@ -119,10 +83,10 @@ func (d *driver) counts(user, roomID string) (notifications.Counts, map[string]n
 }
 
 func (d *driver) want(user, roomID string, notify, highlight uint64) {
-	d.t.Helper()
+	d.T.Helper()
 	got, _ := d.counts(user, roomID)
 	if want := (notifications.Counts{Notify: notify, Highlight: highlight}); got != want {
-		d.t.Fatalf("%s in %s: counts %+v, want %+v", user, roomID, got, want)
+		d.T.Fatalf("%s in %s: counts %+v, want %+v", user, roomID, got, want)
 	}
 }
 
@@ -149,7 +113,7 @@ func TestCountsAndReceipts(t *testing.T) {
 	d.want(bob, room, 5, 3)
 	// Notices and reactions do not notify.
 	d.send(alice, room, `{"msgtype":"m.notice","body":"bot says Bobby Tables"}`)
-	d.do(machine.CmdSendEvent, alice, &machine.SendEvent{RoomID: room, Type: "m.reaction",
+	d.Do(machine.CmdSendEvent, alice, &machine.SendEvent{RoomID: room, Type: "m.reaction",
 		Content: json.RawMessage(`{"m.relates_to":{"rel_type":"m.annotation","event_id":"` + second + `","key":"👍"}}`)})
 	d.want(bob, room, 5, 3)
 
@@ -176,7 +140,7 @@ func TestCountsAndReceipts(t *testing.T) {
 	d.want(alice, room, 1, 0)
 
 	// Leaving drops the counts.
-	d.do(machine.CmdMembership, carol, &machine.Membership{RoomID: room, Target: carol, Membership: "leave"})
+	d.Do(machine.CmdMembership, carol, &machine.Membership{RoomID: room, Target: carol, Membership: "leave"})
 	d.want(carol, room, 0, 0)
 }
 
@@ -190,7 +154,7 @@ func TestOneToOneAndRules(t *testing.T) {
 
 	// Disabling .m.rule.message silences group messages but not the 1:1
 	// rule, and not mentions.
-	d.do(machine.CmdPushRuleEnabled, bob, &machine.PushRuleEnabled{Kind: "underride", RuleID: ".m.rule.message", Enabled: false})
+	d.Do(machine.CmdPushRuleEnabled, bob, &machine.PushRuleEnabled{Kind: "underride", RuleID: ".m.rule.message", Enabled: false})
 	d.say(alice, group, "anyone?")
 	d.want(bob, group, 0, 0)
 	d.want(carol, group, 1, 0)
@@ -200,15 +164,15 @@ func TestOneToOneAndRules(t *testing.T) {
 	d.want(bob, group, 1, 1)
 
 	// A room rule with no actions mutes a room; deleting it unmutes.
-	d.do(machine.CmdPushRulePut, bob, &machine.PushRulePut{Kind: "room", RuleID: dm, Actions: json.RawMessage(`[]`)})
+	d.Do(machine.CmdPushRulePut, bob, &machine.PushRulePut{Kind: "room", RuleID: dm, Actions: json.RawMessage(`[]`)})
 	d.say(alice, dm, "muted")
 	d.want(bob, dm, 2, 0)
-	d.do(machine.CmdPushRuleDelete, bob, &machine.PushRuleDelete{Kind: "room", RuleID: dm})
+	d.Do(machine.CmdPushRuleDelete, bob, &machine.PushRuleDelete{Kind: "room", RuleID: dm})
 	d.say(alice, dm, "unmuted")
 	d.want(bob, dm, 3, 0)
 
 	// A user override rule with a content.body condition, word bounded.
-	d.do(machine.CmdPushRulePut, bob, &machine.PushRulePut{Kind: "override", RuleID: "cake",
+	d.Do(machine.CmdPushRulePut, bob, &machine.PushRulePut{Kind: "override", RuleID: "cake",
 		Conditions: json.RawMessage(`[{"kind":"event_match","key":"content.body","pattern":"cake*"}]`),
 		Actions:    json.RawMessage(`["notify",{"set_tweak":"highlight","value":true}]`)})
 	d.say(alice, group, "pancake") // no word boundary before "cake"
@@ -216,13 +180,13 @@ func TestOneToOneAndRules(t *testing.T) {
 	d.say(alice, group, "Cakes!")
 	d.want(bob, group, 2, 2)
 	// Changing a default rule's actions: messages highlight now.
-	d.do(machine.CmdPushRuleEnabled, bob, &machine.PushRuleEnabled{Kind: "underride", RuleID: ".m.rule.message", Enabled: true})
-	d.do(machine.CmdPushRuleActions, bob, &machine.PushRuleActions{Kind: "underride", RuleID: ".m.rule.message",
+	d.Do(machine.CmdPushRuleEnabled, bob, &machine.PushRuleEnabled{Kind: "underride", RuleID: ".m.rule.message", Enabled: true})
+	d.Do(machine.CmdPushRuleActions, bob, &machine.PushRuleActions{Kind: "underride", RuleID: ".m.rule.message",
 		Actions: json.RawMessage(`["notify",{"set_tweak":"highlight"}]`)})
 	d.say(alice, group, "plain")
 	d.want(bob, group, 3, 3)
 	// The master rule silences everything.
-	d.do(machine.CmdPushRuleEnabled, bob, &machine.PushRuleEnabled{Kind: "override", RuleID: ".m.rule.master", Enabled: true})
+	d.Do(machine.CmdPushRuleEnabled, bob, &machine.PushRuleEnabled{Kind: "override", RuleID: ".m.rule.master", Enabled: true})
 	d.say(alice, group, "bob cake")
 	d.want(bob, group, 3, 3)
 }
@@ -279,7 +243,7 @@ func TestNotificationList(t *testing.T) {
 		ids = append(ids, d.say(alice, room, body))
 	}
 	d.receipt(bob, room, "m.read", ids[1], "")
-	err := d.m.View(func(r pebble.Reader) error {
+	err := d.M.View(func(r pebble.Reader) error {
 		eid := func(n notifications.Notif) string {
 			ev, err := rooms.GetEvent(r, n.RoomID, n.Seq)
 			if err != nil || ev == nil {
@@ -330,7 +294,7 @@ func TestDeterministicAndRebuildable(t *testing.T) {
 		d.inThread(carol, room, root, fmt.Sprint("t", i))
 		d.say(bob, room, fmt.Sprint("m", i, " @room Carol"))
 	}
-	d.do(machine.CmdPushRulePut, carol, &machine.PushRulePut{Kind: "sender", RuleID: bob, Actions: json.RawMessage(`["notify",{"set_tweak":"highlight"}]`)})
+	d.Do(machine.CmdPushRulePut, carol, &machine.PushRulePut{Kind: "sender", RuleID: bob, Actions: json.RawMessage(`["notify",{"set_tweak":"highlight"}]`)})
 	d.say(bob, room, "loud")
 	d.receipt(bob, room, "m.read", root, root)
 
@@ -345,14 +309,14 @@ func TestDeterministicAndRebuildable(t *testing.T) {
 		}
 		return out
 	}
-	want := digest(d.m)
+	want := digest(d.M)
 
 	other, err := machine.Open(t.TempDir(), machine.Config{ServerName: "localhost", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	for i, c := range d.cmds {
+	for i, c := range d.Cmds {
 		if _, err := other.Apply(uint64(i+1), c); err != nil {
 			t.Fatal(err)
 		}
@@ -361,8 +325,8 @@ func TestDeterministicAndRebuildable(t *testing.T) {
 		t.Fatal("a replica fed the same commands has different notification digests")
 	}
 
-	d.m.Close()
-	db, err := pebble.Open(d.dir, &pebble.Options{Logger: quietPebble{}})
+	d.M.Close()
+	db, err := pebble.Open(d.Dir, &pebble.Options{Logger: quietPebble{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +408,7 @@ func TestExceptionsListAndRejoin(t *testing.T) {
 	list := func(user string) []uint64 {
 		t.Helper()
 		var seqs []uint64
-		if err := d.m.View(func(r pebble.Reader) error {
+		if err := d.M.View(func(r pebble.Reader) error {
 			all, _, err := notifications.List(r, user, ^uint64(0), 50, false)
 			for _, n := range all {
 				seqs = append(seqs, n.Seq)
@@ -455,7 +419,7 @@ func TestExceptionsListAndRejoin(t *testing.T) {
 		}
 		return seqs
 	}
-	d.do(machine.CmdPushRulePut, bob, &machine.PushRulePut{Kind: "room", RuleID: room, Actions: json.RawMessage(`[]`)})
+	d.Do(machine.CmdPushRulePut, bob, &machine.PushRulePut{Kind: "room", RuleID: room, Actions: json.RawMessage(`[]`)})
 	first := d.say(alice, room, "a1")
 	d.want(bob, room, 0, 0)
 	d.want(carol, room, 1, 0)
@@ -466,10 +430,10 @@ func TestExceptionsListAndRejoin(t *testing.T) {
 		t.Fatalf("carol lists %v", got)
 	}
 
-	d.do(machine.CmdPushRulePut, bob, &machine.PushRulePut{Kind: "override", RuleID: "reactions",
+	d.Do(machine.CmdPushRulePut, bob, &machine.PushRulePut{Kind: "override", RuleID: "reactions",
 		Conditions: json.RawMessage(`[{"kind":"event_match","key":"type","pattern":"m.reaction"}]`),
 		Actions:    json.RawMessage(`["notify"]`)})
-	d.do(machine.CmdSendEvent, alice, &machine.SendEvent{RoomID: room, Type: "m.reaction",
+	d.Do(machine.CmdSendEvent, alice, &machine.SendEvent{RoomID: room, Type: "m.reaction",
 		Content: json.RawMessage(`{"m.relates_to":{"rel_type":"m.annotation","event_id":"` + first + `","key":"x"}}`)})
 	d.want(bob, room, 1, 0)
 	d.want(carol, room, 1, 0) // reactions do not notify by the default rules
@@ -477,13 +441,13 @@ func TestExceptionsListAndRejoin(t *testing.T) {
 		t.Fatalf("bob lists %v, want the reaction", got)
 	}
 
-	d.do(machine.CmdMembership, bob, &machine.Membership{RoomID: room, Target: bob, Membership: "leave"})
+	d.Do(machine.CmdMembership, bob, &machine.Membership{RoomID: room, Target: bob, Membership: "leave"})
 	d.say(alice, room, "a2")
-	d.do(machine.CmdMembership, bob, &machine.Membership{RoomID: room, Target: bob, Membership: "join"})
+	d.Do(machine.CmdMembership, bob, &machine.Membership{RoomID: room, Target: bob, Membership: "join"})
 	d.want(bob, room, 0, 0)
 	d.say(alice, room, "a3") // still muted
 	d.want(bob, room, 0, 0)
-	d.do(machine.CmdPushRuleDelete, bob, &machine.PushRuleDelete{Kind: "room", RuleID: room})
+	d.Do(machine.CmdPushRuleDelete, bob, &machine.PushRuleDelete{Kind: "room", RuleID: room})
 	d.say(alice, room, "a4")
 	d.want(bob, room, 1, 0)
 	if got := list(bob); len(got) != 1 {

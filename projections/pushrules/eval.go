@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"encoding/json/jsontext"
 	jsonv2 "encoding/json/v2"
-	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,13 +13,10 @@ import (
 	"unicode"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/vmihailenco/msgpack/v5"
 	"go.mau.fi/util/glob"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 	mpr "maunium.net/go/mautrix/pushrules"
-
-	"chronicle/projections"
 )
 
 // Event is a room event prepared once for evaluation against many users'
@@ -269,41 +265,6 @@ func HasOwnRules(r pebble.Reader, user string) (bool, error) {
 	}
 	return !u.unchanged(), nil
 }
-
-// Loader loads many users' evaluators in user ID order through one
-// iterator: each lookup is a forward seek, cheaper than a point read for
-// the common user who has no stored rules. Close it when done.
-type Loader struct {
-	it *pebble.Iterator
-}
-
-// NewLoader opens a loader on r.
-func NewLoader(r pebble.Reader) (*Loader, error) {
-	p := projections.NewKey(Prefix, tagUser)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
-	if err != nil {
-		return nil, fmt.Errorf("push rules: %w", err)
-	}
-	return &Loader{it: it}, nil
-}
-
-// Evaluator returns user's evaluator; users should come in ascending order
-// (any order is correct, ascending is fast).
-func (l *Loader) Evaluator(user string) (*Evaluator, error) {
-	k := userKey(user)
-	u := &UserRules{}
-	if l.it.SeekGE(k) && bytes.Equal(l.it.Key(), k) {
-		if err := msgpack.Unmarshal(l.it.Value(), u); err != nil {
-			return nil, fmt.Errorf("decode push rules of %s: %w", user, err)
-		}
-	} else if err := l.it.Error(); err != nil {
-		return nil, err
-	}
-	return evaluatorOf(user, u), nil
-}
-
-// Close closes the loader's iterator.
-func (l *Loader) Close() error { return l.it.Close() }
 
 // defaultEvaluators caches the evaluators of users with only the
 // server-default rules. An Evaluator is never modified once built.

@@ -2,7 +2,6 @@ package pushrules_test
 
 import (
 	"encoding/json"
-	"log/slog"
 	"slices"
 	"testing"
 
@@ -12,66 +11,45 @@ import (
 
 	"chronicle/projections/pushrules"
 	"chronicle/raft/machine"
+	"chronicle/raft/machine/machinetest"
 )
 
 const bob = "@bob:localhost"
 
-type driver struct {
-	t   *testing.T
-	m   *machine.Machine
-	idx uint64
-}
+// driver applies commands to a real machine (machinetest).
+type driver struct{ *machinetest.Driver }
 
 func newDriver(t *testing.T) *driver {
 	t.Helper()
-	m, err := machine.Open(t.TempDir(), machine.Config{ServerName: "localhost", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	d := &driver{t: t, m: m}
-	d.must(machine.CmdRegister, "", &machine.Register{UserID: bob, DeviceID: "D"})
+	d := &driver{machinetest.New(t)}
+	d.Register(bob)
 	return d
 }
 
-func (d *driver) apply(typ, actor string, payload any) *machine.Result {
-	d.t.Helper()
-	d.idx++
-	c, err := machine.NewCommand(typ, 1_700_000_000_000+int64(d.idx), actor, "D", payload)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	res, err := d.m.Apply(d.idx, c)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return res
-}
-
 func (d *driver) must(typ, actor string, payload any) {
-	d.t.Helper()
-	if res := d.apply(typ, actor, payload); res.Err != nil {
-		d.t.Fatalf("%s: %v", typ, res.Err)
+	d.T.Helper()
+	if res := d.Try(typ, actor, payload); res.Err != nil {
+		d.T.Fatalf("%s: %v", typ, res.Err)
 	}
 }
 
 func (d *driver) refused(kind machine.Kind, typ, actor string, payload any) {
-	d.t.Helper()
-	res := d.apply(typ, actor, payload)
+	d.T.Helper()
+	res := d.Try(typ, actor, payload)
 	if res.Err == nil || res.Err.Kind != kind {
-		d.t.Fatalf("%s %+v: result %+v, want rejection kind %d", typ, payload, res.Err, kind)
+		d.T.Fatalf("%s %+v: result %+v, want rejection kind %d", typ, payload, res.Err, kind)
 	}
 }
 
 func (d *driver) ruleset() *pushrules.Ruleset {
-	d.t.Helper()
+	d.T.Helper()
 	var rs *pushrules.Ruleset
-	if err := d.m.View(func(r pebble.Reader) error {
+	if err := d.M.View(func(r pebble.Reader) error {
 		var err error
 		rs, err = pushrules.Load(r, bob)
 		return err
 	}); err != nil {
-		d.t.Fatal(err)
+		d.T.Fatal(err)
 	}
 	return rs
 }

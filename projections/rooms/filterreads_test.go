@@ -90,7 +90,7 @@ func TestFederationJSON(t *testing.T) {
 	if string(before["type"]) != `"m.room.message"` || !json.Valid(before["content"]) || len(before["content"]) < 10 {
 		t.Fatalf("PDU %v", before)
 	}
-	d.do(machine.CmdRedact, alice, &machine.Redact{RoomID: roomID, EventID: msg, TxnID: "r"})
+	d.Do(machine.CmdRedact, alice, &machine.Redact{RoomID: roomID, EventID: msg, TxnID: "r"})
 	after := pdu()
 	if string(after["content"]) != "{}" {
 		t.Fatalf("redacted PDU content %s", after["content"])

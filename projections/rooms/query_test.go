@@ -3,7 +3,6 @@ package rooms_test
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"slices"
 	"testing"
 
@@ -11,26 +10,16 @@ import (
 
 	"chronicle/projections/rooms"
 	"chronicle/raft/machine"
+	"chronicle/raft/machine/machinetest"
 )
 
-// driver applies commands to a machine at consecutive indexes.
-type driver struct {
-	t   *testing.T
-	m   *machine.Machine
-	idx uint64
-}
+// driver applies commands to a real machine (machinetest).
+type driver struct{ *machinetest.Driver }
 
 func newDriver(t *testing.T) *driver {
 	t.Helper()
-	m, err := machine.Open(t.TempDir(), machine.Config{ServerName: "localhost", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	d := &driver{t: t, m: m}
-	for _, u := range []string{alice, bob, carol} {
-		d.do(machine.CmdRegister, "", &machine.Register{UserID: u, DeviceID: "D"})
-	}
+	d := &driver{machinetest.New(t)}
+	d.Register(alice, bob, carol)
 	return d
 }
 
@@ -40,50 +29,33 @@ const (
 	carol = "@carol:localhost"
 )
 
-func (d *driver) do(typ, actor string, payload any) *machine.Result {
-	d.t.Helper()
-	d.idx++
-	c, err := machine.NewCommand(typ, 1_700_000_000_000+int64(d.idx), actor, "D", payload)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	res, err := d.m.Apply(d.idx, c)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	if res.Err != nil {
-		d.t.Fatalf("index %d %s by %s: %v", d.idx, typ, actor, res.Err)
-	}
-	return res
-}
-
 func (d *driver) createRoom(actor string, name string) *machine.Result {
-	d.t.Helper()
-	return d.do(machine.CmdCreateRoom, actor, &machine.CreateRoom{Preset: "public_chat", Name: &name})
+	d.T.Helper()
+	return d.Do(machine.CmdCreateRoom, actor, &machine.CreateRoom{Preset: "public_chat", Name: &name})
 }
 
 func (d *driver) rename(actor, roomID, name string) *machine.Result {
-	d.t.Helper()
+	d.T.Helper()
 	sk := ""
-	return d.do(machine.CmdSendEvent, actor, &machine.SendEvent{RoomID: roomID, Type: "m.room.name", StateKey: &sk,
+	return d.Do(machine.CmdSendEvent, actor, &machine.SendEvent{RoomID: roomID, Type: "m.room.name", StateKey: &sk,
 		Content: json.RawMessage(fmt.Sprintf(`{"name":%q}`, name))})
 }
 
 func (d *driver) say(actor, roomID, body string) *machine.Result {
-	d.t.Helper()
-	return d.do(machine.CmdSendEvent, actor, &machine.SendEvent{RoomID: roomID, Type: "m.room.message",
-		Content: json.RawMessage(fmt.Sprintf(`{"msgtype":"m.text","body":%q}`, body)), TxnID: fmt.Sprint("txn", d.idx)})
+	d.T.Helper()
+	return d.Do(machine.CmdSendEvent, actor, &machine.SendEvent{RoomID: roomID, Type: "m.room.message",
+		Content: json.RawMessage(fmt.Sprintf(`{"msgtype":"m.text","body":%q}`, body)), TxnID: fmt.Sprint("txn", d.Idx)})
 }
 
 func (d *driver) member(actor, roomID, target, membership string) *machine.Result {
-	d.t.Helper()
-	return d.do(machine.CmdMembership, actor, &machine.Membership{RoomID: roomID, Target: target, Membership: membership})
+	d.T.Helper()
+	return d.Do(machine.CmdMembership, actor, &machine.Membership{RoomID: roomID, Target: target, Membership: membership})
 }
 
 func (d *driver) view(fn func(r pebble.Reader)) {
-	d.t.Helper()
-	if err := d.m.View(func(r pebble.Reader) error { fn(r); return nil }); err != nil {
-		d.t.Fatal(err)
+	d.T.Helper()
+	if err := d.M.View(func(r pebble.Reader) error { fn(r); return nil }); err != nil {
+		d.T.Fatal(err)
 	}
 }
 
@@ -108,7 +80,7 @@ func nameAt(t *testing.T, r pebble.Reader, roomID string, seq uint64) string {
 
 func TestStateAtPositions(t *testing.T) {
 	d := newDriver(t)
-	beforeRoom := d.do(machine.CmdLogin, alice, &machine.Login{DeviceID: "E"}).Seq
+	beforeRoom := d.Do(machine.CmdLogin, alice, &machine.Login{DeviceID: "E"}).Seq
 	created := d.createRoom(alice, "n0")
 	room := created.RoomID
 	other := d.createRoom(bob, "other").RoomID
@@ -216,7 +188,7 @@ func TestMembershipHistory(t *testing.T) {
 	join2 := d.member(bob, room, bob, "join")
 	// carol: join, kicked, banned, unbanned.
 	cj := d.member(carol, room, carol, "join").Seq
-	ck := d.do(machine.CmdMembership, alice, &machine.Membership{RoomID: room, Target: carol, Membership: "kick", Reason: "r"}).Seq
+	ck := d.Do(machine.CmdMembership, alice, &machine.Membership{RoomID: room, Target: carol, Membership: "kick", Reason: "r"}).Seq
 	cb := d.member(alice, room, carol, "ban").Seq
 	cu := d.member(alice, room, carol, "leave").Seq
 	head := d.say(alice, room, "end").Seq
@@ -433,7 +405,7 @@ func TestEventsInvertedRange(t *testing.T) {
 func TestTxnIndex(t *testing.T) {
 	d := newDriver(t)
 	room := d.createRoom(alice, "r").RoomID
-	sent := d.do(machine.CmdSendEvent, alice, &machine.SendEvent{RoomID: room, Type: "m.room.message", Content: json.RawMessage(`{"body":"x"}`), TxnID: "abc"})
+	sent := d.Do(machine.CmdSendEvent, alice, &machine.SendEvent{RoomID: room, Type: "m.room.message", Content: json.RawMessage(`{"body":"x"}`), TxnID: "abc"})
 	d.view(func(r pebble.Reader) {
 		if got, err := rooms.TxnEventID(r, alice, "D", room, "abc"); got != sent.EventID || err != nil {
 			t.Errorf("txn abc -> %q (%v), want %s", got, err, sent.EventID)

@@ -93,8 +93,8 @@ func TestRedactionFoldsIntoEveryRead(t *testing.T) {
 		}
 		nameID = ev.EventID
 	})
-	red := d.do(machine.CmdRedact, alice, &machine.Redact{RoomID: roomID, EventID: nameID, Content: json.RawMessage(`{"reason":"leak"}`), TxnID: "r1"}).EventID
-	d.do(machine.CmdRedact, bob, &machine.Redact{RoomID: roomID, EventID: msg, TxnID: "r2"})
+	red := d.Do(machine.CmdRedact, alice, &machine.Redact{RoomID: roomID, EventID: nameID, Content: json.RawMessage(`{"reason":"leak"}`), TxnID: "r1"}).EventID
+	d.Do(machine.CmdRedact, bob, &machine.Redact{RoomID: roomID, EventID: msg, TxnID: "r2"})
 
 	d.view(func(r pebble.Reader) {
 		ev, err := rooms.EventByID(r, nameID)
@@ -163,7 +163,7 @@ func TestForgottenRoomHidesHistory(t *testing.T) {
 	if see, state := canSee(); !see || !state {
 		t.Fatalf("before forgetting: see %v state %v", see, state)
 	}
-	d.do(machine.CmdForgetRoom, bob, &machine.ForgetRoom{RoomID: roomID})
+	d.Do(machine.CmdForgetRoom, bob, &machine.ForgetRoom{RoomID: roomID})
 	if see, state := canSee(); see || state {
 		t.Fatalf("after forgetting: see %v state %v", see, state)
 	}

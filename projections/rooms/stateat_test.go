@@ -13,8 +13,8 @@ import (
 )
 
 func (d *driver) link(actor, space, child, content string) *machine.Result {
-	d.t.Helper()
-	return d.do(machine.CmdSendEvent, actor, &machine.SendEvent{RoomID: space, Type: "m.space.child", StateKey: &child,
+	d.T.Helper()
+	return d.Do(machine.CmdSendEvent, actor, &machine.SendEvent{RoomID: space, Type: "m.space.child", StateKey: &child,
 		Content: json.RawMessage(content)})
 }
 

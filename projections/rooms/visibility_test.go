@@ -12,9 +12,9 @@ import (
 )
 
 func (d *driver) setVisibility(actor, roomID, hv string) *machine.Result {
-	d.t.Helper()
+	d.T.Helper()
 	sk := ""
-	return d.do(machine.CmdSendEvent, actor, &machine.SendEvent{RoomID: roomID, Type: "m.room.history_visibility", StateKey: &sk,
+	return d.Do(machine.CmdSendEvent, actor, &machine.SendEvent{RoomID: roomID, Type: "m.room.history_visibility", StateKey: &sk,
 		Content: json.RawMessage(fmt.Sprintf(`{"history_visibility":%q}`, hv))})
 }
 

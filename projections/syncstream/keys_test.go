@@ -19,14 +19,14 @@ func TestKeyRecordsNameWhomTheyConcern(t *testing.T) {
 	d := newDriver(t)
 	quiet := d.head()
 	otk := machine.UploadedKey{Algorithm: "signed_curve25519", KeyID: "K", Key: json.RawMessage(`"k"`)}
-	d.do(machine.CmdUploadKeys, alice, &machine.UploadKeys{
+	d.Do(machine.CmdUploadKeys, alice, &machine.UploadKeys{
 		DeviceKeys:   json.RawMessage(`{"algorithms":[],"device_id":"D","keys":{"ed25519:D":"e"},"signatures":{},"user_id":"` + alice + `"}`),
 		OneTimeKeys:  []machine.UploadedKey{otk},
 		FallbackKeys: []machine.UploadedKey{otk},
 	})
-	d.do(machine.CmdClaimKeys, bob, &machine.ClaimKeys{Claims: []machine.KeyClaim{{UserID: alice, DeviceID: "D", Algorithm: "signed_curve25519"}}})
-	d.do(machine.CmdClaimKeys, bob, &machine.ClaimKeys{Claims: []machine.KeyClaim{{UserID: alice, DeviceID: "D", Algorithm: "signed_curve25519"}}})
-	d.do(machine.CmdLogout, alice, &machine.Logout{})
+	d.Do(machine.CmdClaimKeys, bob, &machine.ClaimKeys{Claims: []machine.KeyClaim{{UserID: alice, DeviceID: "D", Algorithm: "signed_curve25519"}}})
+	d.Do(machine.CmdClaimKeys, bob, &machine.ClaimKeys{Claims: []machine.KeyClaim{{UserID: alice, DeviceID: "D", Algorithm: "signed_curve25519"}}})
+	d.Do(machine.CmdLogout, alice, &machine.Logout{})
 	var got []string
 	d.view(func(r pebble.Reader) {
 		changes, _, err := syncstream.Changes(r, quiet, d.head(), 0)

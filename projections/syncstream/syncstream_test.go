@@ -3,7 +3,6 @@ package syncstream_test
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"slices"
 	"testing"
 
@@ -12,6 +11,7 @@ import (
 	rlog "chronicle/log"
 	"chronicle/projections/syncstream"
 	"chronicle/raft/machine"
+	"chronicle/raft/machine/machinetest"
 )
 
 const (
@@ -19,59 +19,30 @@ const (
 	bob   = "@bob:localhost"
 )
 
-// driver applies commands to a real machine (real Pebble) at consecutive
-// indexes.
-type driver struct {
-	t   *testing.T
-	m   *machine.Machine
-	idx uint64
-}
+// driver applies commands to a real machine (machinetest).
+type driver struct{ *machinetest.Driver }
 
 func newDriver(t *testing.T) *driver {
 	t.Helper()
-	m, err := machine.Open(t.TempDir(), machine.Config{ServerName: "localhost", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	d := &driver{t: t, m: m}
-	for _, u := range []string{alice, bob} {
-		d.do(machine.CmdRegister, "", &machine.Register{UserID: u, DeviceID: "D"})
-	}
+	d := &driver{machinetest.New(t)}
+	d.Register(alice, bob)
 	return d
 }
 
-func (d *driver) do(typ, actor string, payload any) *machine.Result {
-	d.t.Helper()
-	d.idx++
-	c, err := machine.NewCommand(typ, 1_700_000_000_000+int64(d.idx), actor, "D", payload)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	res, err := d.m.Apply(d.idx, c)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	if res.Err != nil {
-		d.t.Fatalf("index %d %s by %s: %v", d.idx, typ, actor, res.Err)
-	}
-	return res
-}
-
 func (d *driver) say(actor, roomID, body string) *machine.Result {
-	d.t.Helper()
-	return d.do(machine.CmdSendEvent, actor, &machine.SendEvent{RoomID: roomID, Type: "m.room.message",
-		Content: json.RawMessage(fmt.Sprintf(`{"msgtype":"m.text","body":%q}`, body)), TxnID: fmt.Sprint("txn", d.idx)})
+	d.T.Helper()
+	return d.Do(machine.CmdSendEvent, actor, &machine.SendEvent{RoomID: roomID, Type: "m.room.message",
+		Content: json.RawMessage(fmt.Sprintf(`{"msgtype":"m.text","body":%q}`, body)), TxnID: fmt.Sprint("txn", d.Idx)})
 }
 
 // head is the log position after the last applied command.
 func (d *driver) head() uint64 {
-	d.t.Helper()
+	d.T.Helper()
 	var seq uint64
 	d.view(func(r pebble.Reader) {
 		h, err := rlog.ReadHead(r)
 		if err != nil {
-			d.t.Fatal(err)
+			d.T.Fatal(err)
 		}
 		seq = h.Seq
 	})
@@ -79,19 +50,19 @@ func (d *driver) head() uint64 {
 }
 
 func (d *driver) view(fn func(r pebble.Reader)) {
-	d.t.Helper()
-	if err := d.m.View(func(r pebble.Reader) error { fn(r); return nil }); err != nil {
-		d.t.Fatal(err)
+	d.T.Helper()
+	if err := d.M.View(func(r pebble.Reader) error { fn(r); return nil }); err != nil {
+		d.T.Fatal(err)
 	}
 }
 
 func (d *driver) changed(after, upTo uint64) []string {
-	d.t.Helper()
+	d.T.Helper()
 	var out []string
 	d.view(func(r pebble.Reader) {
 		var err error
 		if out, err = syncstream.ChangedRooms(r, after, upTo); err != nil {
-			d.t.Fatal(err)
+			d.T.Fatal(err)
 		}
 	})
 	return out
@@ -102,7 +73,7 @@ func TestChangedRoomsNamesEachChangedRoomOnce(t *testing.T) {
 	var roomIDs []string
 	for i := range 5 {
 		name := fmt.Sprint("room ", i)
-		roomIDs = append(roomIDs, d.do(machine.CmdCreateRoom, alice, &machine.CreateRoom{Preset: "public_chat", Name: &name}).RoomID)
+		roomIDs = append(roomIDs, d.Do(machine.CmdCreateRoom, alice, &machine.CreateRoom{Preset: "public_chat", Name: &name}).RoomID)
 	}
 	afterCreate := d.head()
 	if got := d.changed(0, afterCreate); !slices.Equal(got, roomIDs) {
@@ -124,13 +95,13 @@ func TestChangedRoomsNamesEachChangedRoomOnce(t *testing.T) {
 	// Records of other kinds name no room, but are in the stream for
 	// parked long-polls; records no sync shows are not.
 	quiet := d.head()
-	d.do(machine.CmdAccountData, alice, &machine.AccountData{Type: "org.example", Content: json.RawMessage(`{"a":1}`)})
-	d.do(machine.CmdPresence, alice, &machine.Presence{Presence: "online"})
-	d.do(machine.CmdFilter, alice, &machine.CreateFilter{Filter: json.RawMessage(`{}`)})
-	d.do(machine.CmdSendToDevice, alice, &machine.SendToDevice{Type: "m.test", TxnID: "1",
+	d.Do(machine.CmdAccountData, alice, &machine.AccountData{Type: "org.example", Content: json.RawMessage(`{"a":1}`)})
+	d.Do(machine.CmdPresence, alice, &machine.Presence{Presence: "online"})
+	d.Do(machine.CmdFilter, alice, &machine.CreateFilter{Filter: json.RawMessage(`{}`)})
+	d.Do(machine.CmdSendToDevice, alice, &machine.SendToDevice{Type: "m.test", TxnID: "1",
 		Messages: map[string]map[string]json.RawMessage{bob: {"*": json.RawMessage(`{"x":1}`)}}})
-	d.do(machine.CmdLogin, bob, &machine.Login{DeviceID: "E"})
-	d.do(machine.CmdPushRuleEnabled, bob, &machine.PushRuleEnabled{Kind: "override", RuleID: ".m.rule.master", Enabled: true})
+	d.Do(machine.CmdLogin, bob, &machine.Login{DeviceID: "E"})
+	d.Do(machine.CmdPushRuleEnabled, bob, &machine.PushRuleEnabled{Kind: "override", RuleID: ".m.rule.master", Enabled: true})
 	if got := d.changed(quiet, d.head()); len(got) != 0 {
 		t.Fatalf("non-room records named rooms %v", got)
 	}
@@ -156,9 +127,9 @@ func TestChangedRoomsNamesEachChangedRoomOnce(t *testing.T) {
 func TestChangedRoomsCoversTypingReceiptsAndMembership(t *testing.T) {
 	d := newDriver(t)
 	name := "one"
-	r1 := d.do(machine.CmdCreateRoom, alice, &machine.CreateRoom{Preset: "public_chat", Name: &name}).RoomID
+	r1 := d.Do(machine.CmdCreateRoom, alice, &machine.CreateRoom{Preset: "public_chat", Name: &name}).RoomID
 	name = "two"
-	r2 := d.do(machine.CmdCreateRoom, alice, &machine.CreateRoom{Preset: "public_chat", Name: &name}).RoomID
+	r2 := d.Do(machine.CmdCreateRoom, alice, &machine.CreateRoom{Preset: "public_chat", Name: &name}).RoomID
 	msg := d.say(alice, r1, "hello")
 
 	for _, step := range []struct {
@@ -167,19 +138,19 @@ func TestChangedRoomsCoversTypingReceiptsAndMembership(t *testing.T) {
 		want   string
 		member string // the member of a membership event
 	}{
-		{"typing", func() { d.do(machine.CmdTyping, alice, &machine.Typing{RoomID: r2, Typing: true, Timeout: 30000}) }, r2, ""},
-		{"typing stops", func() { d.do(machine.CmdTyping, alice, &machine.Typing{RoomID: r2, Typing: false}) }, r2, ""},
+		{"typing", func() { d.Do(machine.CmdTyping, alice, &machine.Typing{RoomID: r2, Typing: true, Timeout: 30000}) }, r2, ""},
+		{"typing stops", func() { d.Do(machine.CmdTyping, alice, &machine.Typing{RoomID: r2, Typing: false}) }, r2, ""},
 		{"receipt", func() {
-			d.do(machine.CmdReceipt, alice, &machine.Receipt{RoomID: r1, Type: "m.read", EventID: msg.EventID})
+			d.Do(machine.CmdReceipt, alice, &machine.Receipt{RoomID: r1, Type: "m.read", EventID: msg.EventID})
 		}, r1, ""},
 		{"join", func() {
-			d.do(machine.CmdMembership, bob, &machine.Membership{RoomID: r2, Target: bob, Membership: "join"})
+			d.Do(machine.CmdMembership, bob, &machine.Membership{RoomID: r2, Target: bob, Membership: "join"})
 		}, r2, bob},
 		{"leave", func() {
-			d.do(machine.CmdMembership, bob, &machine.Membership{RoomID: r2, Target: bob, Membership: "leave"})
+			d.Do(machine.CmdMembership, bob, &machine.Membership{RoomID: r2, Target: bob, Membership: "leave"})
 		}, r2, bob},
 		{"invite", func() {
-			d.do(machine.CmdMembership, alice, &machine.Membership{RoomID: r1, Target: bob, Membership: "invite"})
+			d.Do(machine.CmdMembership, alice, &machine.Membership{RoomID: r1, Target: bob, Membership: "invite"})
 		}, r1, bob},
 		{"a message naming m.room.member", func() { d.say(alice, r1, `"m.room.member"`) }, r1, ""},
 	} {
@@ -211,9 +182,9 @@ func TestChangedRoomsCoversTypingReceiptsAndMembership(t *testing.T) {
 func TestChangedRoomsBoundedStopsEarly(t *testing.T) {
 	d := newDriver(t)
 	name := "one"
-	r1 := d.do(machine.CmdCreateRoom, alice, &machine.CreateRoom{Preset: "public_chat", Name: &name}).RoomID
+	r1 := d.Do(machine.CmdCreateRoom, alice, &machine.CreateRoom{Preset: "public_chat", Name: &name}).RoomID
 	name = "two"
-	r2 := d.do(machine.CmdCreateRoom, alice, &machine.CreateRoom{Preset: "public_chat", Name: &name}).RoomID
+	r2 := d.Do(machine.CmdCreateRoom, alice, &machine.CreateRoom{Preset: "public_chat", Name: &name}).RoomID
 	start := d.head()
 	for i := range 10 {
 		d.say(alice, r1, fmt.Sprint(i))

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -74,4 +75,30 @@ func Report(stdout io.Writer, table [][]string, res any, out string, failed bool
 	if failed {
 		os.Exit(1)
 	}
+}
+
+// Run is what every bench command's results begin with: when it started,
+// how long it took, with which Go, the 429 retries that shaped its numbers
+// and the scenarios that failed. Commands embed it in their Results.
+type Run struct {
+	StartedAt  time.Time `json:"started_at"`
+	DurationS  float64   `json:"duration_s"`
+	GoVersion  string    `json:"go_version"`
+	Retries429 int64     `json:"retries_429"`
+	Errors     Failures  `json:"errors,omitempty"`
+}
+
+// StartRun starts a run now.
+func StartRun() Run {
+	return Run{StartedAt: time.Now(), GoVersion: runtime.Version(), Errors: Failures{}}
+}
+
+// Finish records the run's end: its duration, the 429 retries, and an
+// interruption if ctx was cancelled.
+func (r *Run) Finish(ctx context.Context) {
+	if ctx.Err() != nil {
+		r.Errors["interrupted"] = ctx.Err().Error()
+	}
+	r.Retries429 = Retries429()
+	r.DurationS = time.Since(r.StartedAt).Seconds()
 }
