@@ -21,8 +21,10 @@ func applyEvent(w projections.Writer, rec *rlog.Record) error {
 	if err != nil {
 		return err
 	}
+	var members []member
+	read := false // members holds the room's list after this event
 	if p.Type == "m.room.member" && p.StateKey != nil {
-		if err := applyMember(w, f.RoomID, *p.StateKey, p.Content, rec.Seq); err != nil {
+		if members, read, err = applyMember(w, f.RoomID, *p.StateKey, p.Content, rec.Seq); err != nil {
 			return err
 		}
 	}
@@ -32,9 +34,10 @@ func applyEvent(w projections.Writer, rec *rlog.Record) error {
 			return err
 		}
 	}
-	members, err := joinedMembers(w, f.RoomID)
-	if err != nil {
-		return err
+	if !read {
+		if members, err = joinedMembers(w, f.RoomID); err != nil {
+			return err
+		}
 	}
 	others := len(members)
 	for _, mb := range members {
@@ -223,8 +226,10 @@ func decodeException(v []byte) (exception, error) {
 
 // applyMember keeps the room's member list (with display names, for
 // contains_display_name) and each member's 'j' entry. A member who leaves
-// loses everything of theirs in the room.
-func applyMember(w projections.Writer, room, user string, content json.RawMessage, seq uint64) error {
+// loses everything of theirs in the room. When it read the list it
+// returns it as it is after the event (read true), so the fold does not
+// read it again.
+func applyMember(w projections.Writer, room, user string, content json.RawMessage, seq uint64) (ms members, read bool, err error) {
 	var c struct {
 		Membership  string `json:"membership"`
 		DisplayName any    `json:"displayname"`
@@ -232,33 +237,34 @@ func applyMember(w projections.Writer, room, user string, content json.RawMessag
 	_ = json.Unmarshal(content, &c)
 	_, wasJoined, err := getJoined(w, user, room)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	if c.Membership != "join" && !wasJoined {
-		return nil
+		return nil, false, nil
 	}
-	members, err := joinedMembers(w, room)
-	if err != nil {
-		return err
+	if ms, err = joinedMembers(w, room); err != nil {
+		return nil, false, err
 	}
 	if c.Membership != "join" {
-		if err := putMembers(w, room, members.without(user)); err != nil {
-			return err
+		ms = ms.without(user)
+		if err := putMembers(w, room, ms); err != nil {
+			return nil, false, err
 		}
-		return clearRoom(w, user, room)
+		return ms, true, clearRoom(w, user, room)
 	}
 	own, err := pushrules.HasOwnRules(w, user)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	name, _ := c.DisplayName.(string)
-	if err := putMembers(w, room, members.with(member{User: user, DisplayName: name, OwnRules: own})); err != nil {
-		return err
+	ms = ms.with(member{User: user, DisplayName: name, OwnRules: own})
+	if err := putMembers(w, room, ms); err != nil {
+		return nil, false, err
 	}
 	if wasJoined {
-		return nil // a profile change: the member's positions stand
+		return ms, true, nil // a profile change: the member's positions stand
 	}
-	return w.Set(joinedPrefix(user).Str(room), joined{Join: seq}.encode(), nil)
+	return ms, true, w.Set(joinedPrefix(user).Str(room), joined{Join: seq}.encode(), nil)
 }
 
 // clearRoom drops everything of user's in room (they left).

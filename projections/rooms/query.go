@@ -87,27 +87,7 @@ func StateContent(r pebble.Reader, roomID, evType, sk string, v any) (bool, erro
 // (type, state_key) order. seq == 0 means the current state.
 func StateAt(r pebble.Reader, roomID string, seq uint64) ([]*Event, error) {
 	p := statePrefix(roomID)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: p.End()})
-	if err != nil {
-		return nil, fmt.Errorf("state of %s: %w", roomID, err)
-	}
-	defer it.Close()
-	var out []*Event
-	for it.First(); it.Valid(); it.Next() {
-		var ref StateRef
-		if err := decode(it.Value(), &ref); err != nil {
-			return nil, err
-		}
-		evType, sk := splitStateKey(it.Key()[len(p):])
-		ev, err := stateEventAt(r, roomID, evType, sk, ref, seq)
-		if err != nil {
-			return nil, err
-		}
-		if ev != nil {
-			out = append(out, ev)
-		}
-	}
-	return out, it.Error()
+	return stateRangeAt(r, roomID, p, p, p.End(), seq)
 }
 
 // stateEventAt loads the event holding one state entry as of seq (0: now),
