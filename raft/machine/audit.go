@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 
 	rlog "chronicle/log"
 	"chronicle/projections"
@@ -157,19 +156,15 @@ func OpenStateWritable(dir string) (*pebble.DB, error) {
 // StoreOptions are the state store's Pebble options for a bulk load: a
 // verifier's scratch replay, and chronicle rebuild (OpenStateWritable).
 // Such a store is written by one replay and read by nothing else while it
-// runs, so it trades memory and read amplification for less compaction:
+// runs, so on top of the live store's 64 MiB memtables and bloom filters
+// (pebbleOptions) it trades memory and read amplification for less
+// compaction:
 //
-//   - 64 MiB memtables (Pebble's default is 4 MiB). Every flush adds an L0
-//     sublevel that spans most of the key space (each record writes under
-//     many projections' prefixes), and each compaction of L0 rewrites most
-//     of the base level beneath it, so the compaction work per record falls
-//     with the flush size. Pebble grows a memtable to this size only as it
-//     fills.
-//   - A 256 MiB block cache (Pebble's default is 8 MiB) and bloom filters
-//     on every level: folds read as they write (a room's member list, a
-//     thread's totals), and with bulk-load sublevels each such point read
-//     otherwise walks every L0 file's index. On 1M records they raised the
-//     full rebuild from 24k to 48k records/s.
+//   - A 256 MiB block cache (Pebble's default is 8 MiB): folds read as they
+//     write (a room's member list, a thread's totals), and with bulk-load
+//     sublevels each such point read otherwise walks every L0 file's index.
+//     With the bloom filters they raised the full rebuild of 1M records
+//     from 24k to 48k records/s.
 //   - L0 is compacted at 8 sublevels, not 4 (and writes stall at 24, not
 //     12), so that each compaction into the base level carries twice the
 //     data.
@@ -177,16 +172,11 @@ func OpenStateWritable(dir string) (*pebble.DB, error) {
 // Measured on a full rebuild of 1M records (bench/audit): the store wrote
 // 2.1 GB for 250 MB flushed with Pebble's defaults, 0.94 GB with the
 // larger memtables and 0.71 GB with both, in 11 compactions instead of 72,
-// and the rebuild ran twice as fast. A live store keeps the defaults: its
-// readers would pay for every extra sublevel, and its WAL grows with the
-// memtable.
+// and the rebuild ran twice as fast. A live store keeps Pebble's L0
+// thresholds: its readers would pay for every extra sublevel.
 func StoreOptions() *pebble.Options {
 	opts := pebbleOptions()
 	opts.Cache = bulkCache()
-	for i := range opts.Levels {
-		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
-	opts.MemTableSize = 64 << 20
 	opts.L0CompactionThreshold = 8
 	opts.L0StopWritesThreshold = 24
 	return opts

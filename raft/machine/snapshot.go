@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // snapshotMagic starts every state snapshot stream (format version 2).
@@ -234,9 +235,28 @@ func unexpectedEOF(err error) error {
 	return err
 }
 
-// pebbleOptions are the state store's options.
+// pebbleOptions are the live state store's options.
+//
+//   - 64 MiB memtables (Pebble's default is 4 MiB). A command writes under
+//     many projections' prefixes, so every flush spans most of the key
+//     space and each compaction of L0 rewrites most of the base level: the
+//     compaction work per command falls with the flush size. Measured:
+//     BenchmarkApplySend (60,000 sends) uses 15% less CPU; on a 3-node
+//     cluster under the load benchmark compaction fell from 12% to 5% of
+//     each node's CPU, but point reads into the larger memtable cost
+//     about as much more, so the cluster's CPU per send moved by less
+//     than its noise. Pebble grows a memtable to this size only as it
+//     fills, so an idle server does not hold it; the WAL replayed on
+//     restart is at most this long.
+//   - Bloom filters on every level: deciding reads keys that are usually
+//     absent (a transaction ID not seen before), and without a filter each
+//     such read searches every L0 file and level's index.
 func pebbleOptions() *pebble.Options {
-	return &pebble.Options{Logger: quietLogger{}}
+	opts := &pebble.Options{Logger: quietLogger{}, MemTableSize: 64 << 20}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return opts
 }
 
 // quietLogger drops Pebble's informational chatter but keeps errors.
