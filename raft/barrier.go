@@ -2,8 +2,11 @@ package raft
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	hraft "github.com/hashicorp/raft"
 )
 
 // Barrier waits until this node has applied everything the leader had
@@ -29,7 +32,20 @@ func (n *Node) Barrier(ctx context.Context) error {
 		}
 		index = resp.Index
 	}
-	for n.raft.AppliedIndex() < index {
+	// Raft counts an entry applied once it is queued for the state
+	// machine; the state machine then runs it a moment later.
+	if err := n.pollUntil(ctx, index, func() bool { return n.raft.AppliedIndex() >= index }); err != nil {
+		return err
+	}
+	last, err := n.lastFSMEntry(index)
+	if err != nil {
+		return fmt.Errorf("read index %d: %w", index, err)
+	}
+	return n.pollUntil(ctx, index, func() bool { return n.fsm.done.Load() >= last })
+}
+
+func (n *Node) pollUntil(ctx context.Context, index uint64, done func() bool) error {
+	for !done() {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait to apply index %d: %w", index, ctx.Err())
@@ -37,4 +53,27 @@ func (n *Node) Barrier(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// lastFSMEntry is the last entry at or below index that the state machine
+// runs (no-ops and barriers never reach it), or 0 when there is none left
+// in the log (compacted entries are in the state already).
+func (n *Node) lastFSMEntry(index uint64) (uint64, error) {
+	first, err := n.store.FirstIndex()
+	if err != nil {
+		return 0, err
+	}
+	for i := index; i >= first && i > 0; i-- {
+		var l hraft.Log
+		if err := n.store.GetLog(i, &l); err != nil {
+			if errors.Is(err, hraft.ErrLogNotFound) {
+				return 0, nil
+			}
+			return 0, err
+		}
+		if l.Type == hraft.LogCommand || l.Type == hraft.LogConfiguration {
+			return i, nil
+		}
+	}
+	return 0, nil
 }

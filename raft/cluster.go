@@ -125,8 +125,7 @@ func (n *Node) announce(ctx context.Context, req *JoinRequest) error {
 	if err != nil {
 		return err
 	}
-	_, _, err = n.applyLocal(ctx, cmd)
-	return err
+	return n.applyLocalCommand(ctx, cmd)
 }
 
 func (n *Node) removeLocal(ctx context.Context, id string) error {
@@ -141,8 +140,7 @@ func (n *Node) removeLocal(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	_, _, err = n.applyLocal(ctx, cmd)
-	return err
+	return n.applyLocalCommand(ctx, cmd)
 }
 
 func (n *Node) transferLocal(id string) error {

@@ -17,8 +17,9 @@ import (
 )
 
 // Forwarding carries a follower's write to the leader over the
-// authenticated node-to-node listener: one length-prefixed msgpack request,
-// one response, on pooled connections.
+// authenticated node-to-node listener as length-prefixed msgpack frames:
+// submits pipelined on one connection per leader (pipeline.go), other
+// operations one request and one response on pooled connections.
 
 const (
 	opSubmit    = "submit"
@@ -55,17 +56,22 @@ type forwardResponse struct {
 	Err    string          `msgpack:"e"`
 }
 
-func writeFrame(w *bufio.Writer, v any) error {
+// encodeFrame is v as one frame: a uvarint length, then msgpack.
+func encodeFrame(v any) ([]byte, error) {
 	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	frame := binary.AppendUvarint(make([]byte, 0, len(b)+binary.MaxVarintLen64), uint64(len(b)))
+	return append(frame, b...), nil
+}
+
+func writeFrame(w *bufio.Writer, v any) error {
+	frame, err := encodeFrame(v)
 	if err != nil {
 		return err
 	}
-	var lenBuf [binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(lenBuf[:], uint64(len(b)))
-	if _, err := w.Write(lenBuf[:n]); err != nil {
-		return err
-	}
-	if _, err := w.Write(b); err != nil {
+	if _, err := w.Write(frame); err != nil {
 		return err
 	}
 	return w.Flush()
@@ -114,16 +120,64 @@ func (n *Node) serveForwardConn(conn net.Conn) {
 		n.connMu.Unlock()
 		conn.Close()
 	}()
-	r, w := bufio.NewReader(conn), bufio.NewWriter(conn)
+	// Requests are handled concurrently (a follower pipelines its
+	// submits, pipeline.go) and answered in the order they arrived; at
+	// most maxInFlight wait on one connection.
+	const maxInFlight = 1024
+	answers := make(chan chan *forwardResponse, maxInFlight)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		n.writeAnswers(conn, answers)
+	}()
+	defer func() {
+		close(answers)
+		<-written
+	}()
+	r := bufio.NewReader(conn)
 	for {
-		var req forwardRequest
-		if err := readFrame(r, &req); err != nil {
+		req := &forwardRequest{}
+		if err := readFrame(r, req); err != nil {
 			return
 		}
-		resp := n.handleForward(&req)
-		if err := writeFrame(w, resp); err != nil {
-			return
+		answer := make(chan *forwardResponse, 1)
+		answers <- answer
+		go func() { answer <- n.handleForward(req) }()
+	}
+}
+
+// writeAnswers writes each answer in turn, flushing whenever the next one
+// is not ready yet, so answers that complete together share a write.
+func (n *Node) writeAnswers(conn net.Conn, answers <-chan chan *forwardResponse) {
+	w := bufio.NewWriter(conn)
+	failed := false
+	for answer := range answers {
+		var resp *forwardResponse
+		select {
+		case resp = <-answer:
+		default:
+			if !failed && w.Flush() != nil {
+				failed = true
+			}
+			resp = <-answer
 		}
+		if failed {
+			continue // drain: the reader stops on the closed connection
+		}
+		frame, err := encodeFrame(resp)
+		if err == nil {
+			_, err = w.Write(frame)
+		}
+		if err == nil && len(answers) == 0 {
+			err = w.Flush()
+		}
+		if err != nil {
+			failed = true
+			conn.Close()
+		}
+	}
+	if !failed {
+		w.Flush()
 	}
 }
 
@@ -132,11 +186,13 @@ func (n *Node) handleForward(req *forwardRequest) *forwardResponse {
 	defer cancel()
 	switch req.Op {
 	case opSubmit:
+		// Decoded only to refuse what the state machine could not read;
+		// the follower's bytes are what is proposed.
 		cmd, err := machine.DecodeCommand(req.Command)
 		if err != nil {
 			return &forwardResponse{Code: codeFailed, Err: err.Error()}
 		}
-		res, index, err := n.applyLocal(ctx, cmd)
+		res, index, err := n.applyLocal(ctx, cmd.Type, req.Command)
 		return responseFor(res, index, err)
 	case opJoin:
 		if req.Join == nil {
@@ -169,11 +225,13 @@ func responseFor(res *machine.Result, index uint64, err error) *forwardResponse 
 	return &forwardResponse{Code: codeFailed, Err: err.Error()}
 }
 
-// forwarder keeps idle connections to peers.
+// forwarder keeps a pipeline (submits) and idle connections (other
+// operations) to peers.
 type forwarder struct {
 	stream *streamLayer
 	mu     sync.Mutex
 	idle   map[string][]net.Conn
+	pipes  map[string]*pipeline
 }
 
 const maxIdlePerPeer = 32
@@ -208,6 +266,10 @@ func (f *forwarder) closeAll() {
 			c.Close()
 		}
 		delete(f.idle, addr)
+	}
+	for addr, p := range f.pipes {
+		p.fail(errors.New("node shutting down"))
+		delete(f.pipes, addr)
 	}
 }
 

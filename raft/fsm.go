@@ -2,6 +2,7 @@ package raft
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"io"
@@ -17,6 +18,11 @@ type fsm struct {
 	m       *machine.Machine
 	logger  *slog.Logger
 	metrics *Metrics
+	// done is the last entry this FSM has finished (commands and
+	// configurations; hashicorp/raft never hands it no-ops or barriers).
+	// Raft's own applied index moves when an entry is queued for the FSM,
+	// before it runs, so Barrier waits on this.
+	done atomic.Uint64
 }
 
 var _ hraft.BatchingFSM = (*fsm)(nil)
@@ -47,6 +53,9 @@ func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
 			f.metrics.applied.Inc()
 		}
 	}
+	if len(logs) > 0 {
+		f.done.Store(logs[len(logs)-1].Index)
+	}
 	f.m.Publish()
 	return out
 }
@@ -64,6 +73,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.m.Restore(rc); err != nil {
 		return fmt.Errorf("restore state snapshot: %w", err)
 	}
+	f.done.Store(f.m.AppliedIndex())
 	f.m.Publish()
 	return nil
 }

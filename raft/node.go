@@ -61,6 +61,7 @@ type Node struct {
 	stream  *streamLayer
 	trans   *hraft.NetworkTransport
 	fwd     *forwarder
+	fsm     *fsm
 	metrics *Metrics
 
 	hadState bool // Raft state existed on disk at start
@@ -133,7 +134,7 @@ func (n *Node) start() error {
 	n.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
 		Stream: n.stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: hlog,
 	})
-	n.fwd = &forwarder{stream: n.stream, idle: map[string][]net.Conn{}}
+	n.fwd = &forwarder{stream: n.stream, idle: map[string][]net.Conn{}, pipes: map[string]*pipeline{}}
 
 	rc := hraft.DefaultConfig()
 	rc.LocalID = hraft.ServerID(n.cfg.NodeID)
@@ -168,6 +169,8 @@ func (n *Node) start() error {
 		rc.SnapshotInterval = 500 * time.Millisecond
 	}
 	f := &fsm{m: n.machine, logger: n.cfg.Logger, metrics: n.metrics}
+	f.done.Store(n.machine.AppliedIndex())
+	n.fsm = f
 	has, err := hraft.HasExistingState(n.store, n.store, snaps)
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
@@ -272,14 +275,14 @@ func (n *Node) Submit(ctx context.Context, cmd *machine.Command) (*machine.Resul
 // submitOnce proposes locally when leading, else forwards to the leader.
 func (n *Node) submitOnce(ctx context.Context, cmd *machine.Command, data []byte) (*machine.Result, uint64, error) {
 	if n.IsLeader() {
-		return n.applyLocal(ctx, cmd)
+		return n.applyLocal(ctx, cmd.Type, data)
 	}
 	addr, _ := n.raft.LeaderWithID()
 	if addr == "" {
 		return nil, 0, ErrNotLeader
 	}
 	n.metrics.forwarded.Inc()
-	resp, sent, err := n.fwd.call(ctx, string(addr), &forwardRequest{Op: opSubmit, Command: data})
+	resp, sent, err := n.fwd.submit(ctx, string(addr), &forwardRequest{Op: opSubmit, Command: data})
 	if err != nil {
 		if sent {
 			return nil, 0, fmt.Errorf("%w: %v", ErrIndeterminate, err)
@@ -304,18 +307,26 @@ func decodeResponse(resp *forwardResponse) (*machine.Result, uint64, error) {
 	return nil, 0, errors.New(resp.Err)
 }
 
-// applyLocal proposes on this node, which believes it leads.
-func (n *Node) applyLocal(ctx context.Context, cmd *machine.Command) (*machine.Result, uint64, error) {
+// applyLocalCommand proposes cmd on this node, which believes it leads.
+func (n *Node) applyLocalCommand(ctx context.Context, cmd *machine.Command) error {
 	data, err := cmd.Encode()
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
+	_, _, err = n.applyLocal(ctx, cmd.Type, data)
+	return err
+}
+
+// applyLocal proposes an encoded command of type typ on this node, which
+// believes it leads.
+func (n *Node) applyLocal(ctx context.Context, typ string, data []byte) (*machine.Result, uint64, error) {
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
 	start := time.Now()
 	fut := n.raft.Apply(data, timeout)
+	var err error
 	// Wait for the future, but not past ctx: a Raft that shuts down right
 	// after taking the entry may never answer it.
 	done := make(chan error, 1)
@@ -336,12 +347,12 @@ func (n *Node) applyLocal(ctx context.Context, cmd *machine.Command) (*machine.R
 			// Appended, maybe committed by the next leader.
 			return nil, 0, fmt.Errorf("%w: %v", ErrIndeterminate, err)
 		}
-		return nil, 0, fmt.Errorf("apply %s: %w", cmd.Type, err)
+		return nil, 0, fmt.Errorf("apply %s: %w", typ, err)
 	}
 	n.metrics.applyLatency.Observe(time.Since(start).Seconds())
 	res, ok := fut.Response().(*machine.Result)
 	if !ok || res == nil {
-		return nil, 0, fmt.Errorf("apply %s: no result from state machine", cmd.Type)
+		return nil, 0, fmt.Errorf("apply %s: no result from state machine", typ)
 	}
 	if res.Err != nil {
 		return res, fut.Index(), res.Err
