@@ -5,7 +5,9 @@
 //
 // Submit is the single entry point for writes: it proposes a command and
 // returns the decided Result, or the typed *machine.Rejection. Leader
-// forwarding belongs here too, so handlers never ask "am I the leader?".
+// forwarding belongs here too, so handlers never ask "am I the leader?":
+// a follower pipelines its submits to the leader on one connection, which
+// answers them in the order they arrived (pipeline.go, forward.go).
 //
 // Invariants:
 //   - The Raft log and stable store are written with fsync; the state store
@@ -15,6 +17,9 @@
 //     flushed, so skipping snapshot restore on start is safe.
 //   - An entry that cannot be applied stops the node loudly rather than let
 //     replicas diverge.
+//   - Barrier (a read index) returns only once the state machine itself
+//     has run the leader's commit index: hashicorp/raft's own applied index
+//     moves when an entry is queued for the FSM, before it runs.
 //
 // Goroutines: hashicorp/raft's FSM goroutine calls ApplyBatch, Snapshot and
 // Restore; snapshot Persist runs on its own goroutine; Submit is safe from
