@@ -158,6 +158,7 @@ func (n *Node) writeAnswers(conn net.Conn, answers <-chan chan *forwardResponse)
 		default:
 			if !failed && w.Flush() != nil {
 				failed = true
+				conn.Close()
 			}
 			resp = <-answer
 		}

@@ -2,12 +2,11 @@ package raft
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
-	"io"
-	"log/slog"
-
 	hraft "github.com/hashicorp/raft"
 
 	"chronicle/raft/machine"
