@@ -189,6 +189,12 @@ func (x *applyCtx) pduAt(eventID string, seq uint64) (*pdu.PDU, error) {
 	if err := x.redactLoaded(p, f.RoomID, f.RoomVersion, seq); err != nil {
 		return nil, err
 	}
+	// The auth rules ask a loaded event for its ID (eventauth reads the
+	// create event as a client event on every check in v12 rooms); with the
+	// known ID here, mautrix need not hash the event again each time
+	// (pdu.UseInternalMetaForGetEventID, set in v1events.go). Redaction
+	// does not change an event's ID.
+	p.InternalMeta.EventID = id.EventID(eventID)
 	x.m.pdus.put(eventID, p)
 	return p, nil
 }
