@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"container/heap"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -55,9 +56,10 @@ type Machine struct {
 	applied uint64
 	pdus    *pduCache
 	cache   *pebble.Cache
-	// appliedWake is closed (and replaced) at every Publish, waking
-	// WaitApplied callers.
-	appliedWake chan struct{}
+	// appliedWaiters are WaitApplied callers, by index: Publish wakes
+	// only those whose index has been applied (a follower has a waiter for
+	// every write it forwarded, and most batches satisfy few of them).
+	appliedWaiters waiterHeap
 	// audit keeps fold hashes and writes checkpoints (audit.go).
 	audit auditState
 }
@@ -84,7 +86,7 @@ func Open(dir string, cfg Config) (*Machine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Machine{cfg: cfg, engine: NewEngine(), dir: dir, pdus: newPDUCache(50000), cache: pebble.NewCache(256 << 20), appliedWake: make(chan struct{})}
+	m := &Machine{cfg: cfg, engine: NewEngine(), dir: dir, pdus: newPDUCache(50000), cache: pebble.NewCache(256 << 20)}
 	if err := m.open(); err != nil {
 		return nil, err
 	}
@@ -251,27 +253,57 @@ func (m *Machine) Apply(index uint64, cmd *Command) (*Result, error) {
 func (m *Machine) Publish() {
 	m.log.Publish()
 	m.mu.Lock()
-	close(m.appliedWake)
-	m.appliedWake = make(chan struct{})
+	for len(m.appliedWaiters) > 0 && m.appliedWaiters[0].index <= m.applied {
+		close(heap.Pop(&m.appliedWaiters).(waiter).wake)
+	}
 	m.mu.Unlock()
 }
 
 // WaitApplied blocks until the command at Raft index has been applied
 // here, so a node answers a forwarded write only once it can read it.
 func (m *Machine) WaitApplied(ctx context.Context, index uint64) error {
-	for {
-		m.mu.RLock()
-		applied, wake := m.applied, m.appliedWake
-		m.mu.RUnlock()
-		if applied >= index {
-			return nil
-		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for index %d (applied %d): %w", index, applied, ctx.Err())
-		}
+	m.mu.Lock()
+	if m.applied >= index {
+		m.mu.Unlock()
+		return nil
 	}
+	wake := make(chan struct{})
+	heap.Push(&m.appliedWaiters, waiter{index: index, wake: wake})
+	m.mu.Unlock()
+	select {
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for i, w := range m.appliedWaiters {
+			if w.wake == wake {
+				heap.Remove(&m.appliedWaiters, i)
+				break
+			}
+		}
+		return fmt.Errorf("wait for index %d (applied %d): %w", index, m.applied, ctx.Err())
+	}
+}
+
+// waiter is a WaitApplied caller; waiterHeap orders them by index
+// (container/heap).
+type waiter struct {
+	index uint64
+	wake  chan struct{}
+}
+
+type waiterHeap []waiter
+
+func (h waiterHeap) Len() int           { return len(h) }
+func (h waiterHeap) Less(i, j int) bool { return h[i].index < h[j].index }
+func (h waiterHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *waiterHeap) Push(x any)        { *h = append(*h, x.(waiter)) }
+func (h *waiterHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return w
 }
 
 // Sync makes the state store durable (before a snapshot is reported done).
