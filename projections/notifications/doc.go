@@ -28,7 +28,9 @@
 // member's user ID, display name and own-rules flag, one value read with
 // one Get; the flag is refreshed on every push rule change of the user,
 // after the pushrules projection folds it), so the per-member cost of a
-// fold is a comparison, not a read or a write.
+// fold is a comparison, not a read or a write. The list is decoded once
+// per distinct stored value (memoised by its exact bytes, so what is
+// stored still decides), with each default-rules member's evaluator.
 //
 // Counting. A member's floor in a thread is the furthest of their join
 // ('j' user room: join position and unthreaded read position) and their

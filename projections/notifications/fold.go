@@ -34,9 +34,13 @@ func applyEvent(w projections.Writer, rec *rlog.Record) error {
 			return err
 		}
 	}
+	var list *memberList // when read: members with their evaluators
 	if !read {
-		if members, err = joinedMembers(w, f.RoomID); err != nil {
+		if list, err = readMembers(w, f.RoomID); err != nil {
 			return err
+		}
+		if list != nil {
+			members = list.members
 		}
 	}
 	others := len(members)
@@ -68,7 +72,7 @@ func applyEvent(w projections.Writer, rec *rlog.Record) error {
 	}
 	// Each other member's own result, where it differs from the shared
 	// one, is an exception.
-	for _, mb := range members {
+	for i, mb := range members {
 		if mb.User == p.Sender {
 			continue
 		}
@@ -80,8 +84,21 @@ func applyEvent(w projections.Writer, rec *rlog.Record) error {
 				return err
 			}
 			own = eval.Match(room, ev)
-		} else if own = pushrules.DefaultEvaluator(mb.User).PerMember(room, ev); own == nil {
-			continue // the shared result
+		} else if !pushrules.AnyPerMember(room, ev) {
+			// No per-member rule can match this event (decided once per
+			// event): the shared result, without looking up the member's
+			// evaluator.
+			continue
+		} else {
+			var eval *pushrules.Evaluator
+			if list != nil {
+				eval = list.evals[i]
+			} else {
+				eval = pushrules.DefaultEvaluator(mb.User)
+			}
+			if own = eval.PerMember(room, ev); own == nil {
+				continue // the shared result
+			}
 		}
 		if room.err != nil {
 			return room.err

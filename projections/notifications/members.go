@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"chronicle/projections"
+	"chronicle/projections/pushrules"
 )
 
 // member is a joined member as the room's member list holds them.
@@ -28,8 +30,33 @@ type members []member
 
 func memberKey(room string) projections.Key { return projections.NewKey(Prefix, tagMember).Str(room) }
 
-// joinedMembers reads the room's member list.
+// joinedMembers reads the room's member list, as a copy the caller may
+// change.
 func joinedMembers(r pebble.Reader, room string) (members, error) {
+	l, err := readMembers(r, room)
+	if l == nil || err != nil {
+		return nil, err
+	}
+	return slices.Clone(l.members), nil
+}
+
+// memberList is a decoded member list shared by the folds that read the
+// same stored list; nobody modifies it.
+type memberList struct {
+	members members
+	// evals[i] is members[i]'s evaluator when they have only the
+	// server-default rules (nil otherwise): a pure function of the user
+	// ID, looked up once per list rather than per member and event.
+	evals []*pushrules.Evaluator
+}
+
+// readMembers reads the room's member list for reading only (nil when
+// there is none). Every event's fold reads it, and it changes only with
+// membership and push rule changes, so decoded lists are memoised by
+// their exact stored bytes: what is stored decides, as without the cache
+// (a list written by a command that is later rejected is simply never
+// read again), and the cache only saves the decoding.
+func readMembers(r pebble.Reader, room string) (*memberList, error) {
 	v, closer, err := r.Get(memberKey(room))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -38,12 +65,43 @@ func joinedMembers(r pebble.Reader, room string) (members, error) {
 		return nil, fmt.Errorf("members of %s: %w", room, err)
 	}
 	defer closer.Close()
-	out, err := decodeMembers(v)
+	decodedLists.Lock()
+	l := decodedLists.m[string(v)] // a lookup by []byte does not copy it
+	decodedLists.Unlock()
+	if l != nil {
+		return l, nil
+	}
+	ms, err := decodeMembers(v)
 	if err != nil {
 		return nil, fmt.Errorf("decode members of %s: %w", room, err)
 	}
-	return out, nil
+	l = &memberList{members: ms, evals: make([]*pushrules.Evaluator, len(ms))}
+	for i, m := range ms {
+		if !m.OwnRules {
+			l.evals[i] = pushrules.DefaultEvaluator(m.User)
+		}
+	}
+	decodedLists.Lock()
+	if decodedLists.bytes+len(v) > maxDecodedBytes {
+		decodedLists.m, decodedLists.bytes = map[string]*memberList{}, 0
+	}
+	if _, ok := decodedLists.m[string(v)]; !ok {
+		decodedLists.m[string(v)] = l
+		decodedLists.bytes += len(v)
+	}
+	decodedLists.Unlock()
+	return l, nil
 }
+
+// decodedLists is readMembers' memo, bounded by the bytes of its keys
+// (cleared when full). Its entries are pure functions of their keys.
+var decodedLists = struct {
+	sync.Mutex
+	m     map[string]*memberList
+	bytes int
+}{m: map[string]*memberList{}}
+
+const maxDecodedBytes = 8 << 20
 
 // putMembers stores the room's member list (none: no key).
 func putMembers(w projections.Writer, room string, ms members) error {

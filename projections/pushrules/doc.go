@@ -28,6 +28,14 @@
 // the highlight tweak (no value means true) highlights, and the historical
 // dont_notify and coalesce are ignored.
 //
+// Per member. For members with only the server-default rules, what does
+// not depend on whose rules they are is decided once per event (Event):
+// the first rule every member matches (Shared), and which per-member rules
+// ranked above it could match anyone at all (a message without m.mentions
+// cannot match .m.rule.is_user_mention for anyone). A member then costs
+// the remaining per-member rules, usually the display name and localpart
+// checks against a body read and lowered once per event.
+//
 // Everything user-supplied is validated twice with the same functions
 // (validate.go): by the API for a helpful error and by the state machine,
 // which refuses what does not validate identically on every node. In

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/json/jsontext"
 	jsonv2 "encoding/json/v2"
+	"math/bits"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,8 +23,8 @@ import (
 // Event is a room event prepared once for evaluation against many users'
 // rulesets.
 type Event struct {
-	mx       *event.Event
-	mentions bool // content has m.mentions: legacy mention rules are off
+	mx       event.Event // by value: one allocation less per event
+	mentions bool        // content has m.mentions: legacy mention rules are off
 	// generic is, for rulesets made of the unchanged server-default rules,
 	// the index of the first rule that is not per-member and matches (the
 	// ruleset's length if none), computed by the first such Match (-1
@@ -32,8 +33,22 @@ type Event struct {
 	generic int
 	// sharedMatch is the rule at generic (nil if none), once computed.
 	sharedMatch *Match
-	// lowerBody caches content.body in lower case (matchLower).
-	lowerBody *string
+	// body is content.body when it is a string (hasBody), read once:
+	// every member's legacy mention rules read it. bodyASCII: it is ASCII
+	// (the literal word matching applies). lowerBody is it in lower case
+	// once lowered (matchBody).
+	body      string
+	hasBody   bool
+	bodyASCII bool
+	lowered   bool
+	lowerBody string
+	// live is, for rulesets of unchanged server-default rules, the set
+	// (bit i: rule i) of per-member rules ranked above generic that can
+	// match some member (see planPerMember); planned once it is computed.
+	// Most events rule out every per-member rule but the legacy mention
+	// rules this way, so a member costs the few checks of their name.
+	live    uint64
+	planned bool
 }
 
 // contentOptions parse an event's content as the state machine stored
@@ -48,14 +63,17 @@ func NewEvent(roomID, sender, typ string, stateKey *string, content json.RawMess
 	var raw map[string]any
 	_ = jsonv2.Unmarshal(content, &raw, contentOptions)
 	_, mentions := raw["m.mentions"]
+	body, hasBody := raw["body"].(string)
 	return &Event{
-		mx: &event.Event{
+		mx: event.Event{
 			Type: event.Type{Type: typ}, Sender: id.UserID(sender), RoomID: id.RoomID(roomID), StateKey: stateKey,
 			Content: event.Content{VeryRaw: content, Raw: raw},
 		},
 		mentions:  mentions,
 		generic:   -1,
-		lowerBody: new(string),
+		body:      body,
+		hasBody:   hasBody,
+		bodyASCII: isASCII(body),
 	}
 }
 
@@ -95,6 +113,9 @@ type compiledRule struct {
 	// owner or reads their display name); every other condition reads only
 	// the event and the room, the same for every member.
 	perMember bool
+	// ownerConds[i]: conds[i] is one of those (a placeholder or
+	// contains_display_name); the others read only the event and the room.
+	ownerConds []bool
 }
 
 func compileRule(kind string, r *Rule) compiledRule {
@@ -114,9 +135,12 @@ func compileRule(kind string, r *Rule) compiledRule {
 		c.pattern = *r.Pattern
 	}
 	c.placeholder = bytes.Contains(r.Conditions, []byte(userPlaceholder)) || c.pattern == localpartPlaceholder
-	c.perMember = c.placeholder || slices.ContainsFunc(c.conds, func(cond *mpr.PushCondition) bool {
-		return cond != nil && cond.Kind == mpr.KindContainsDisplayName
-	})
+	c.ownerConds = make([]bool, len(c.conds))
+	for i, cond := range c.conds {
+		c.ownerConds[i] = cond != nil && (cond.Kind == mpr.KindContainsDisplayName ||
+			c.placeholder && (cond.Pattern == userPlaceholder || cond.Value == userPlaceholder))
+	}
+	c.perMember = c.placeholder || slices.Contains(c.ownerConds, true)
 	c.compileGlobs()
 	return c
 }
@@ -383,13 +407,95 @@ func (e *Evaluator) PerMember(room mpr.Room, ev *Event) *Match {
 	if !e.defaults {
 		return nil
 	}
-	e.shared(room, ev)
-	for i := 0; i < ev.generic; i++ {
-		if c := &e.rules[i]; c.perMember && c.usable(ev) && c.matches(room, ev) {
+	for live := planPerMember(room, ev); live != 0; live &= live - 1 {
+		if c := &e.rules[bits.TrailingZeros64(live)]; c.matches(room, ev) {
 			return c.match()
 		}
 	}
 	return nil
+}
+
+// AnyPerMember reports whether PerMember can return a match for any
+// member with unchanged server-default rules: when it cannot, the caller
+// need not build their evaluators.
+func AnyPerMember(room mpr.Room, ev *Event) bool {
+	if ev.planned { // inlined: the fold asks once per member
+		return ev.live != 0
+	}
+	return planPerMember(room, ev) != 0
+}
+
+// planPerMember returns (computing it once per event) ev.live: the
+// per-member rules ranked above Shared's match that some member's
+// ruleset of unchanged server-default rules could match. Every such
+// ruleset has the same rules in the same order (sharedEvaluator's) but
+// for the owner's user ID, localpart and display name, so what does not
+// read them is decided once here:
+//   - whether the rule is usable for ev at all;
+//   - its conditions before the first one that reads the owner: they are
+//     evaluated in order and short-circuit, so if one fails the rule fails
+//     for everyone, and evaluating them here has the same effects as for
+//     the first member;
+//   - whether that first owner condition (or a content rule) can hold for
+//     anyone: it cannot when the property it compares is absent or of the
+//     wrong type, whatever the owner.
+//
+// A rule that stays live is matched in full for each member, so the
+// result is the same as PerMember trying every per-member rule in order.
+func planPerMember(room mpr.Room, ev *Event) uint64 {
+	e := sharedEvaluator
+	e.shared(room, ev)
+	if ev.planned {
+		return ev.live
+	}
+	ev.planned = true
+	for i := 0; i < ev.generic; i++ {
+		if c := &e.rules[i]; c.perMember && c.usable(ev) && c.mayMatchSomeone(room, ev) {
+			ev.live |= 1 << i
+		}
+	}
+	return ev.live
+}
+
+// ev.live has a bit per server-default rule.
+func init() {
+	if len(sharedEvaluator.rules) > 64 {
+		panic("pushrules: more than 64 server-default rules; Event.live must grow")
+	}
+}
+
+// mayMatchSomeone reports whether the per-member rule c (any owner's copy)
+// might match ev for some owner; false only when it matches for none (see
+// planPerMember).
+func (c *compiledRule) mayMatchSomeone(room mpr.Room, ev *Event) bool {
+	switch c.kind {
+	case KindContent:
+		return ev.hasBody
+	case KindOverride, KindUnderride:
+	default:
+		return true
+	}
+	for i, cond := range c.conds {
+		if !c.ownerConds[i] {
+			if !c.condMatches(i, cond, room, ev) {
+				return false
+			}
+			continue
+		}
+		switch cond.Kind {
+		case mpr.KindEventMatch:
+			_, ok := ev.propertyString(c.paths[i])
+			return ok
+		case mpr.KindEventPropertyContains:
+			v, _ := ev.property(c.paths[i])
+			_, isArr := v.([]any)
+			return isArr
+		case mpr.KindContainsDisplayName:
+			return ev.hasBody
+		}
+		return true
+	}
+	return true
 }
 
 // usable reports whether the rule takes part in matching ev.
@@ -411,8 +517,7 @@ func (c *compiledRule) matches(room mpr.Room, ev *Event) bool {
 		}
 		return true
 	case KindContent:
-		body, ok := ev.mx.Content.Raw["body"].(string)
-		return ok && c.patternGlob != nil && c.patternGlob.matchLower(body, ev.lowerBody)
+		return ev.hasBody && c.patternGlob != nil && c.patternGlob.matchBody(ev)
 	case KindRoom:
 		return c.id == string(ev.mx.RoomID)
 	case KindSender:
@@ -448,7 +553,7 @@ func (c *compiledRule) condMatches(i int, cond *mpr.PushCondition, room mpr.Room
 	case mpr.KindRoomMemberCount:
 		return c.counts[i].matches(room.GetMemberCount())
 	}
-	return cond.Match(room, ev.mx)
+	return cond.Match(room, &ev.mx)
 }
 
 // memberCount is a room_member_count condition's "is": an operator (==
@@ -517,7 +622,7 @@ func containsDisplayName(ev *Event, name string) bool {
 	if name == "" {
 		return false
 	}
-	msg, ok := ev.mx.Content.Raw["body"].(string)
+	msg, ok := ev.body, ev.hasBody
 	if !ok {
 		return false
 	}
@@ -539,16 +644,12 @@ func eventMatch(p propPath, m *matcher, ev *Event) bool {
 	if m == nil {
 		return false
 	}
-	v, ok := ev.property(p)
-	if !ok {
-		return false
-	}
-	s, ok := v.(string)
+	s, ok := ev.propertyString(p)
 	if !ok {
 		return false
 	}
 	if p.isBody {
-		return m.matchLower(s, ev.lowerBody)
+		return m.matchBody(ev) // s is ev.body
 	}
 	return m.match(s)
 }
@@ -570,15 +671,26 @@ func parsePath(key string) propPath {
 	return p
 }
 
-// property resolves a property path of the event.
-func (ev *Event) property(p propPath) (any, bool) {
+// topField resolves the event's top-level string fields; named reports
+// whether p names one.
+func (ev *Event) topField(p propPath) (s string, ok, named bool) {
 	switch p.top {
 	case "type":
-		return ev.mx.Type.Type, p.rest == ""
+		return ev.mx.Type.Type, p.rest == "", true
 	case "sender":
-		return string(ev.mx.Sender), p.rest == ""
+		return string(ev.mx.Sender), p.rest == "", true
 	case "room_id":
-		return string(ev.mx.RoomID), p.rest == ""
+		return string(ev.mx.RoomID), p.rest == "", true
+	}
+	return "", false, false
+}
+
+// property resolves a property path of the event.
+func (ev *Event) property(p propPath) (any, bool) {
+	if s, ok, named := ev.topField(p); named {
+		return s, ok
+	}
+	switch p.top {
 	case "state_key":
 		if ev.mx.StateKey == nil || p.rest != "" {
 			return nil, false
@@ -591,6 +703,18 @@ func (ev *Event) property(p propPath) (any, bool) {
 		return nestedGet(ev.mx.Content.Raw, p.parts)
 	}
 	return nil, false
+}
+
+// propertyString is property for a string value (ok false when absent or
+// not a string), without boxing the top-level fields into an interface
+// (an allocation per member and condition otherwise).
+func (ev *Event) propertyString(p propPath) (string, bool) {
+	if s, ok, named := ev.topField(p); named {
+		return s, ok
+	}
+	v, ok := ev.property(p)
+	s, isStr := v.(string)
+	return s, ok && isStr
 }
 
 func splitPath(s string) []string {
@@ -615,19 +739,37 @@ func splitPath(s string) []string {
 // is missing it also tries it joined with the next part, so unescaped
 // legacy keys ("content.m.relates_to.rel_type") still resolve.
 func nestedGet(data map[string]any, path []string) (any, bool) {
-	v, ok := data[path[0]]
-	if len(path) == 1 {
+	return nestedGetJoined(data, path[0], nil, path[1:])
+}
+
+// nestedGetJoined is nestedGet of the path whose first part is first, or
+// when joined is not nil, first's parts joined by dots (joined's bytes;
+// looking a []byte up as a string does not allocate, unlike building the
+// joined string), followed by rest.
+func nestedGetJoined(data map[string]any, first string, joined []byte, rest []string) (any, bool) {
+	var v any
+	var ok bool
+	if joined != nil {
+		v, ok = data[string(joined)]
+	} else {
+		v, ok = data[first]
+	}
+	if len(rest) == 0 {
 		return v, ok
 	}
 	if ok {
 		if m, isMap := v.(map[string]any); isMap {
-			if v, ok := nestedGet(m, path[1:]); ok {
+			if v, ok := nestedGetJoined(m, rest[0], nil, rest[1:]); ok {
 				return v, true
 			}
 		}
 	}
-	joined := append([]string{path[0] + "." + path[1]}, path[2:]...)
-	return nestedGet(data, joined)
+	if joined == nil {
+		var buf [64]byte
+		joined = append(buf[:0], first...)
+	}
+	joined = append(append(joined, '.'), rest[0]...)
+	return nestedGetJoined(data, "", joined, rest[1:])
 }
 
 // matcher is a compiled glob: a plain (wildcard-free, ASCII) pattern is
@@ -642,30 +784,39 @@ type matcher struct {
 	unicode *regexp.Regexp
 }
 
-func (m *matcher) match(s string) bool { return m.matchLower(s, nil) }
-
-// matchLower is match with, when lower is not nil, *lower caching s in
-// lower case (an event's body is matched against many members' patterns;
-// it is lowered once).
-func (m *matcher) matchLower(s string, lower *string) bool {
-	if m.re != nil {
+func (m *matcher) match(s string) bool {
+	switch {
+	case m.re != nil:
 		return m.re.MatchString(s)
-	}
-	if !m.words {
+	case !m.words:
 		return strings.EqualFold(s, m.lit)
-	}
-	if !isASCII(s) {
+	case !isASCII(s):
 		return m.unicode != nil && m.unicode.MatchString(s)
 	}
-	var ls string
-	if lower != nil {
-		if *lower == "" {
-			*lower = strings.ToLower(s)
-		}
-		ls = *lower
-	} else {
-		ls = strings.ToLower(s)
+	return m.wordIn(strings.ToLower(s))
+}
+
+// matchBody is match of ev's body (which it must have): an event's body
+// is matched against every member's localpart, so whether it is ASCII and
+// its lower-case form are worked out once per event.
+func (m *matcher) matchBody(ev *Event) bool {
+	switch {
+	case m.re != nil:
+		return m.re.MatchString(ev.body)
+	case !m.words:
+		return strings.EqualFold(ev.body, m.lit)
+	case !ev.bodyASCII:
+		return m.unicode != nil && m.unicode.MatchString(ev.body)
 	}
+	if !ev.lowered {
+		ev.lowerBody, ev.lowered = strings.ToLower(ev.body), true
+	}
+	return m.wordIn(ev.lowerBody)
+}
+
+// wordIn reports whether the words literal occurs in ls (ASCII, lower
+// case) between word boundaries.
+func (m *matcher) wordIn(ls string) bool {
 	for off := 0; ; {
 		i := strings.Index(ls[off:], m.lit)
 		if i < 0 {
