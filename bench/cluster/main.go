@@ -73,6 +73,8 @@ type Results struct {
 	Config      Config                  `json:"config"`
 	SingleSend  *loadgen.SendLevel      `json:"single_node_send,omitempty"`
 	ClusterSend *loadgen.SendLevel      `json:"cluster_send,omitempty"`
+	SingleCPU   *CPUCost                `json:"single_node_send_cpu,omitempty"`
+	ClusterCPU  *CPUCost                `json:"cluster_send_cpu,omitempty"`
 	SendRatio   float64                 `json:"cluster_to_single_send_ratio,omitempty"`
 	SyncWake    *loadgen.SyncWakeResult `json:"sync_wake,omitempty"`
 	Failover    *FailoverResult         `json:"failover,omitempty"`
@@ -191,11 +193,11 @@ func run(ctx context.Context, cfg Config) (res *Results) {
 
 	// a. single node first, alone on the machine, then stopped.
 	if step("single", fmt.Sprintf("send c=%d on a single node", cfg.Senders)) {
-		single, err := singleNodeSend(ctx, sup, filepath.Join(root, "single"), sendCfg)
+		single, cpu, err := singleNodeSend(ctx, sup, filepath.Join(root, "single"), sendCfg)
 		if err != nil {
 			fail("single-node send", err)
 		}
-		res.SingleSend = single
+		res.SingleSend, res.SingleCPU = single, cpu
 	}
 
 	if !want("send") && !want("sync") && !want("failover") && !want("snapshot") {
@@ -221,10 +223,10 @@ func run(ctx context.Context, cfg Config) (res *Results) {
 	if step("send", fmt.Sprintf("send c=%d through all %d nodes", cfg.Senders, cfg.Nodes)) {
 		c := sendCfg
 		c.Bases = bases
-		if lvl, err := runSendLevel(ctx, c, hc); err != nil {
+		if lvl, cpu, err := meteredSendLevel(ctx, c, hc, nodes); err != nil {
 			fail("cluster send", err)
 		} else {
-			res.ClusterSend = lvl
+			res.ClusterSend, res.ClusterCPU = lvl, cpu
 		}
 	}
 	if res.SingleSend != nil && res.ClusterSend != nil && res.SingleSend.PerSec > 0 {
@@ -291,17 +293,29 @@ func binary(ctx context.Context, path, dir string) (string, error) {
 
 // singleNodeSend starts a one-node server, measures one send level on it,
 // and stops it so it doesn't compete with the cluster for CPU.
-func singleNodeSend(ctx context.Context, sup *supervisor, root string, cfg loadgen.Config) (*loadgen.SendLevel, error) {
+func singleNodeSend(ctx context.Context, sup *supervisor, root string, cfg loadgen.Config) (*loadgen.SendLevel, *CPUCost, error) {
 	nodes, err := newNodes(root, 1)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer nodes[0].stop()
 	if _, err := sup.startCluster(ctx, nodes); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg.Bases = []string{nodes[0].URL}
-	return runSendLevel(ctx, cfg, sup.hc)
+	return meteredSendLevel(ctx, cfg, sup.hc, nodes)
+}
+
+// meteredSendLevel is runSendLevel with the CPU the timed window cost in
+// the nodes and in this process.
+func meteredSendLevel(ctx context.Context, cfg loadgen.Config, hc *http.Client, nodes []*node) (*loadgen.SendLevel, *CPUCost, error) {
+	m := &cpuMeter{pids: pids(nodes)}
+	cfg.Timed = m.timed
+	lvl, err := runSendLevel(ctx, cfg, hc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return lvl, m.cost(lvl.Sends, runtime.NumCPU()), nil
 }
 
 // runSendLevel runs bench/load's send scenario for the one level in cfg.

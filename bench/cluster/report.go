@@ -33,6 +33,15 @@ func sendRow(name string, l *loadgen.SendLevel, target string, notes []string) [
 		fmt.Sprintf("%.1f/s", l.PerSec), target, strings.Join(notes, "; ")}
 }
 
+// cpuNotes describes a send window's CPU cost (none when unmeasured).
+func cpuNotes(c *CPUCost) []string {
+	if c == nil {
+		return nil
+	}
+	return []string{fmt.Sprintf("CPU per send: servers %.0f us, load generator %.0f us (all cores busy at %.0f/s)",
+		c.ServerUsPerSend, c.LoadgenUsPerSend, c.BoundPerSec)}
+}
+
 func buildTable(r *Results) [][]string {
 	rows := [][]string{header}
 	id := func(url string) string {
@@ -42,7 +51,7 @@ func buildTable(r *Results) [][]string {
 		return url
 	}
 	if l := r.SingleSend; l != nil {
-		rows = append(rows, sendRow(fmt.Sprintf("send c=%d single node", l.Concurrency), l, dash, nil))
+		rows = append(rows, sendRow(fmt.Sprintf("send c=%d single node", l.Concurrency), l, dash, cpuNotes(r.SingleCPU)))
 	}
 	if l := r.ClusterSend; l != nil {
 		target := dash
@@ -51,6 +60,7 @@ func buildTable(r *Results) [][]string {
 			target = verdict(fmt.Sprintf(">= %.0f%% of single", targetThroughputRatio*100), r.SendRatio >= targetThroughputRatio)
 			notes = append(notes, fmt.Sprintf("%.0f%% of single node", r.SendRatio*100))
 		}
+		notes = append(notes, cpuNotes(r.ClusterCPU)...)
 		rows = append(rows, sendRow(fmt.Sprintf("send c=%d %d-node cluster", l.Concurrency, r.Config.Nodes), l, target, notes))
 	}
 	if s := r.SyncWake; s != nil {

@@ -26,6 +26,10 @@ type Config struct {
 	SyncIters    int      `json:"sync_iters"`
 	InitialSyncs int      `json:"initial_syncs"`
 	SetupWorkers int      `json:"setup_workers"`
+	// Timed, when set, is called as each send level's timed window opens
+	// (begin true) and closes, so a caller can meter what the window cost
+	// (bench/cluster reads the servers' CPU time).
+	Timed func(begin bool) `json:"-"`
 }
 
 // SplitBases parses a comma-separated list of base URLs, dropping empty

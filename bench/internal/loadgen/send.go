@@ -81,6 +81,9 @@ func (b *Bench) sendLevel(ctx context.Context, room string, senders []*Client) (
 		wg       sync.WaitGroup
 	)
 	total := b.cfg.Sends
+	if b.cfg.Timed != nil {
+		b.cfg.Timed(true)
+	}
 	start := time.Now()
 	for _, s := range senders {
 		wg.Go(func() {
@@ -106,6 +109,9 @@ func (b *Bench) sendLevel(ctx context.Context, room string, senders []*Client) (
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if b.cfg.Timed != nil {
+		b.cfg.Timed(false)
+	}
 	if err := ctx.Err(); err != nil {
 		return SendLevel{}, err
 	}
