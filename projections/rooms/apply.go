@@ -70,7 +70,7 @@ func (Projection) Apply(w projections.Writer, rec *rlog.Record) error {
 		return err
 	}
 	if f.TxnID != "" {
-		if err := w.Set(txnKey(p.Sender, f.DeviceID, f.RoomID, f.TxnID), []byte(f.EventID), nil); err != nil {
+		if err := w.Set(TxnKey(p.Sender, f.DeviceID, f.RoomID, f.TxnID), []byte(f.EventID), nil); err != nil {
 			return fmt.Errorf("record txn of %s: %w", f.EventID, err)
 		}
 	}

@@ -95,7 +95,7 @@ func TestKeysKeepTheirLayout(t *testing.T) {
 		{historyKey(room, typ, sk, 7), nk(tagHistory).Str(room).Str(typ).Str(sk).U64(7)},
 		{memberPrefix(user), nk(tagMember).Str(user)},
 		{memberKey(user, room), nk(tagMember).Str(user).Str(room)},
-		{txnKey(user, "DEV", room, "t1"), nk(tagTxn).Str(user).Str("DEV").Str(room).Str("t1")},
+		{TxnKey(user, "DEV", room, "t1"), nk(tagTxn).Str(user).Str("DEV").Str(room).Str("t1")},
 		{tsPrefix(room), nk(tagTimestamp).Str(room)},
 		{tsKey(room, -5, 9), nk(tagTimestamp).Str(room).U64(tsOrder(-5)).U64(9)},
 	} {

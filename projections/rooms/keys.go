@@ -64,8 +64,9 @@ func memberPrefix(userID string) projections.Key { return key(tagMember, 0, user
 
 func memberKey(userID, roomID string) []byte { return key(tagMember, 0, userID, roomID) }
 
-// txnKey scopes a transaction ID as the spec does, by the request path:
+// TxnKey is the key of a client transaction, scoped as the spec does, by
+// the request path (user, device, room and transaction ID):
 // the same txnId sent to another room is another request.
-func txnKey(userID, deviceID, roomID, txnID string) []byte {
+func TxnKey(userID, deviceID, roomID, txnID string) []byte {
 	return key(tagTxn, 0, userID, deviceID, roomID, txnID)
 }

@@ -183,7 +183,12 @@ func UserRooms(r pebble.Reader, userID string) ([]UserRoom, error) {
 // TxnEventID returns the event a client transaction produced in a room,
 // or "".
 func TxnEventID(r pebble.Reader, userID, deviceID, roomID, txnID string) (string, error) {
-	v, closer, err := r.Get(txnKey(userID, deviceID, roomID, txnID))
+	return TxnEventIDAt(r, TxnKey(userID, deviceID, roomID, txnID), txnID)
+}
+
+// TxnEventIDAt is TxnEventID for a key made by TxnKey.
+func TxnEventIDAt(r pebble.Reader, key []byte, txnID string) (string, error) {
+	v, closer, err := r.Get(key)
 	if err == pebble.ErrNotFound {
 		return "", nil
 	}
@@ -192,6 +197,23 @@ func TxnEventID(r pebble.Reader, userID, deviceID, roomID, txnID string) (string
 	}
 	defer closer.Close()
 	return string(v), nil
+}
+
+// TxnKeys calls fn with the key of every recorded client transaction (the
+// key is valid only during the call).
+func TxnKeys(r pebble.Reader, fn func(key []byte)) error {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{Prefix, tagTxn}, UpperBound: []byte{Prefix, tagTxn + 1}})
+	if err != nil {
+		return fmt.Errorf("transaction keys: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		fn(it.Key())
+	}
+	if err := it.Error(); err != nil {
+		it.Close()
+		return fmt.Errorf("transaction keys: %w", err)
+	}
+	return it.Close()
 }
 
 // Events returns up to limit events of a room with after < seq <= upTo.

@@ -56,6 +56,9 @@ type Machine struct {
 	applied uint64
 	pdus    *pduCache
 	cache   *pebble.Cache
+	// txns filters the client transaction keys the store holds
+	// (txnfilter.go); rebuilt by open.
+	txns *txnFilter
 	// appliedWaiters are WaitApplied callers, by index: Publish wakes
 	// only those whose index has been applied (a follower has a waiter for
 	// every write it forwarded, and most batches satisfy few of them).
@@ -140,7 +143,12 @@ func (m *Machine) open() error {
 		db.Close()
 		return err
 	}
-	m.db, m.applied = db, applied
+	txns, err := loadTxnFilter(db, m.cfg.Logger)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	m.db, m.applied, m.txns = db, applied, txns
 	return nil
 }
 

@@ -30,7 +30,11 @@ func (x *applyCtx) priorTxn(roomID, txnID string) (*Result, error) {
 	if txnID == "" {
 		return nil, nil
 	}
-	prior, err := rooms.TxnEventID(x.b, x.cmd.Actor, x.cmd.Device, roomID, txnID)
+	key := rooms.TxnKey(x.cmd.Actor, x.cmd.Device, roomID, txnID)
+	if !x.m.txns.mayContain(key) {
+		return nil, nil // never recorded (txnfilter.go)
+	}
+	prior, err := rooms.TxnEventIDAt(x.b, key, txnID)
 	if err != nil || prior == "" {
 		return nil, err
 	}

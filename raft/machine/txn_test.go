@@ -15,9 +15,7 @@ func TestTxnRetryAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	m := openMachine(t, dir)
 	w := newWorkload(t, m)
-	alice := uid("alice")
-	w.ok(CmdRegister, "", "", &Register{UserID: alice, DeviceID: "A"})
-	room := w.ok(CmdCreateRoom, alice, "A", &CreateRoom{Name: strp("r")}).RoomID
+	alice, room := aliceWithRoom(w, "r")
 	first := w.send(alice, "A", room, "t1", "hello")
 	m.Close()
 
@@ -43,9 +41,7 @@ func TestTxnReusedInAnotherRoom(t *testing.T) {
 	m := openMachine(t, t.TempDir())
 	defer m.Close()
 	w := newWorkload(t, m)
-	alice := uid("alice")
-	w.ok(CmdRegister, "", "", &Register{UserID: alice, DeviceID: "A"})
-	r1 := w.ok(CmdCreateRoom, alice, "A", &CreateRoom{Name: strp("one")}).RoomID
+	alice, r1 := aliceWithRoom(w, "one")
 	r2 := w.ok(CmdCreateRoom, alice, "A", &CreateRoom{Name: strp("two")}).RoomID
 	first := w.send(alice, "A", r1, "same", "to room one")
 	second := w.send(alice, "A", r2, "same", "to room two")
@@ -66,4 +62,12 @@ func TestTxnReusedInAnotherRoom(t *testing.T) {
 	if second.EventID == first.EventID {
 		t.Fatalf("one event for two rooms")
 	}
+}
+
+// aliceWithRoom registers alice with device A and has her create a room.
+func aliceWithRoom(w *workload, name string) (alice, roomID string) {
+	w.t.Helper()
+	alice = uid("alice")
+	w.ok(CmdRegister, "", "", &Register{UserID: alice, DeviceID: "A"})
+	return alice, w.ok(CmdCreateRoom, alice, "A", &CreateRoom{Name: strp(name)}).RoomID
 }
