@@ -16,6 +16,10 @@
 //     produced; Apply skips any index at or below it, so a replayed Raft log
 //     applies nothing twice.
 //   - The log head is published (waking long-polls) once per Raft batch.
+//   - In-memory helpers only skip reads, never change an answer: the parsed
+//     PDU cache holds stored events, and the transaction filter
+//     (txnfilter.go) holds every stored transaction key (and perhaps
+//     others), rebuilt from the store at open and after a restore.
 //
 // Goroutines: Apply and Publish run only on the FSM goroutine. View may be
 // called from any goroutine; Restore excludes it while it swaps the store.
