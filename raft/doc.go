@@ -13,8 +13,9 @@
 //   - The Raft log and stable store are written with fsync; the state store
 //     is not, because the applied index travels with the state and entries
 //     at or below it are skipped on replay.
-//   - A snapshot is reported complete only after the state store has been
-//     flushed, so skipping snapshot restore on start is safe.
+//   - A snapshot is reported complete only after the state store is
+//     durable (its WAL synced), so skipping snapshot restore on start is
+//     safe.
 //   - An entry that cannot be applied stops the node loudly rather than let
 //     replicas diverge.
 //   - Barrier (a read index) returns only once the state machine itself

@@ -82,7 +82,7 @@ type fsmSnapshot struct {
 	snap *pebble.Snapshot
 }
 
-// Persist streams the captured state. Before reporting success it flushes
+// Persist streams the captured state. Before reporting success it syncs
 // the live store, which is at or ahead of the snapshot, so that a node that
 // skips snapshot restore on start has its state durable up to this index.
 func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {

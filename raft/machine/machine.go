@@ -315,10 +315,14 @@ func (h *waiterHeap) Pop() any {
 }
 
 // Sync makes the state store durable (before a snapshot is reported done).
+// Commands commit without syncing, so an fsync of the WAL covers every one
+// applied so far: it is what a flush would also do for them, without
+// writing up to a 64 MiB memtable out as tables first (which took a
+// snapshot of 100,000 events from 0.65 s to 2 s).
 func (m *Machine) Sync() error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.db.Flush()
+	return m.db.LogData(nil, pebble.Sync)
 }
 
 // applyCtx is the state of deciding one command.
