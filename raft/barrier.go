@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
@@ -37,7 +38,11 @@ func (n *Node) Barrier(ctx context.Context) error {
 	if err := n.pollUntil(ctx, index, func() bool { return n.raft.AppliedIndex() >= index }); err != nil {
 		return err
 	}
-	last, err := n.lastFSMEntry(index)
+	// Entries up to the latest snapshot are in the state already (restored,
+	// or durable before the snapshot was reported done) and are never
+	// handed to the FSM again after a restart.
+	snapshot, _ := strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64)
+	last, err := n.lastFSMEntry(index, snapshot)
 	if err != nil {
 		return fmt.Errorf("read index %d: %w", index, err)
 	}
@@ -55,15 +60,15 @@ func (n *Node) pollUntil(ctx context.Context, index uint64, done func() bool) er
 	return nil
 }
 
-// lastFSMEntry is the last entry at or below index that the state machine
-// runs (no-ops and barriers never reach it), or 0 when there is none left
-// in the log (compacted entries are in the state already).
-func (n *Node) lastFSMEntry(index uint64) (uint64, error) {
+// lastFSMEntry is the last entry above snapshot and at or below index that
+// the state machine runs (no-ops and barriers never reach it), or 0 when
+// there is none: the state holds everything up to the snapshot.
+func (n *Node) lastFSMEntry(index, snapshot uint64) (uint64, error) {
 	first, err := n.store.FirstIndex()
 	if err != nil {
 		return 0, err
 	}
-	for i := index; i >= first && i > 0; i-- {
+	for i := index; i >= first && i > snapshot; i-- {
 		var l hraft.Log
 		if err := n.store.GetLog(i, &l); err != nil {
 			if errors.Is(err, hraft.ErrLogNotFound) {

@@ -233,6 +233,7 @@ type forwarder struct {
 	mu     sync.Mutex
 	idle   map[string][]net.Conn
 	pipes  map[string]*pipeline
+	closed bool // closeAll ran: no new pipelines
 }
 
 const maxIdlePerPeer = 32
@@ -268,6 +269,7 @@ func (f *forwarder) closeAll() {
 		}
 		delete(f.idle, addr)
 	}
+	f.closed = true
 	for addr, p := range f.pipes {
 		p.fail(errors.New("node shutting down"))
 		delete(f.pipes, addr)

@@ -35,7 +35,9 @@ type pipeline struct {
 	writing   bool              // a caller is flushing unwritten
 	err       error             // set once the connection failed
 
-	lastRead atomic.Int64 // Unix nanoseconds of the last response (or the dial)
+	// lastRead is when the leader last answered, or when an answer was
+	// first owed after none was (Unix nanoseconds).
+	lastRead atomic.Int64
 }
 
 type pendingForward struct {
@@ -50,7 +52,7 @@ type pendingForward struct {
 // silentLeader is how long a pipeline with requests outstanding may hear
 // nothing before a caller that gives up closes it, so that a leader that
 // vanished without closing the connection does not hold later forwards.
-const silentLeader = 10 * time.Second
+var silentLeader = 10 * time.Second // a variable for tests
 
 func newPipeline(conn net.Conn) *pipeline {
 	p := &pipeline{conn: conn, w: bufio.NewWriter(conn)}
@@ -80,6 +82,10 @@ func (p *pipeline) submit(ctx context.Context, req *forwardRequest) (resp *forwa
 		err := p.err
 		p.mu.Unlock()
 		return nil, false, err
+	}
+	if len(p.waiting) == 0 {
+		// Silence is counted from when an answer was first owed.
+		p.lastRead.Store(time.Now().UnixNano())
 	}
 	p.waiting = append(p.waiting, f)
 	p.unwritten = append(p.unwritten, f)
@@ -117,6 +123,9 @@ func (p *pipeline) flush() {
 			f.written = true
 		}
 		p.mu.Unlock()
+		// A leader that stops reading fails the write rather than hold
+		// this caller (and everyone queued behind it) past silentLeader.
+		p.conn.SetWriteDeadline(time.Now().Add(silentLeader))
 		var err error
 		for _, f := range batch {
 			if _, err = p.w.Write(f.frame); err != nil {
@@ -192,6 +201,10 @@ func (f *forwarder) pipelineTo(addr string) (*pipeline, error) {
 	np := newPipeline(conn)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.closed {
+		np.fail(errors.New("node shutting down"))
+		return nil, errors.New("node shutting down")
+	}
 	if cur := f.pipes[addr]; cur != nil && cur != p && !cur.broken() {
 		// Another caller dialled at the same time; keep theirs.
 		np.fail(errors.New("duplicate pipeline"))

@@ -98,3 +98,58 @@ func TestPipelineCallerGivesUp(t *testing.T) {
 		t.Fatalf("sent=%v err=%v; want an indeterminate deadline error", sent, err)
 	}
 }
+
+// A caller that gives up closes the pipeline only when the leader has owed
+// an answer for silentLeader, not because the pipeline sat idle before.
+func TestPipelineIdleThenCallerGivesUp(t *testing.T) {
+	defer func(d time.Duration) { silentLeader = d }(silentLeader)
+	silentLeader = 200 * time.Millisecond
+	// TCP rather than net.Pipe: writes must not wait for the reader.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { // answers each request 50 ms after reading it
+		defer server.Close()
+		r, w := bufio.NewReader(server), bufio.NewWriter(server)
+		for {
+			var req forwardRequest
+			if err := readFrame(r, &req); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+			if err := writeFrame(w, &forwardResponse{Code: codeOK, Index: uint64(len(req.Command))}); err != nil {
+				return
+			}
+		}
+	}()
+	p := newPipeline(client)
+	defer p.fail(errors.New("test over"))
+	time.Sleep(300 * time.Millisecond) // idle for longer than silentLeader
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := p.submit(context.Background(), &forwardRequest{Op: opSubmit, Command: []byte("a")})
+		done <- err
+	}()
+	time.Sleep(5 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, _, err := p.submit(ctx, &forwardRequest{Op: opSubmit, Command: []byte("b")}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("short deadline: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("a request to a leader that answers failed because another caller gave up: %v", err)
+	}
+	if p.broken() {
+		t.Fatalf("pipeline closed though the leader answers")
+	}
+}
