@@ -52,14 +52,7 @@ func TestCrossSigningUploadQueryAndReset(t *testing.T) {
 		t.Fatalf("bob's device_lists after alice's cross-signing keys: %+v", got.DeviceLists)
 	}
 
-	query := func(cli *mautrix.Client) *mautrix.RespQueryKeys {
-		t.Helper()
-		resp, err := cli.QueryKeys(t.Context(), &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{alice.UserID: {}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
+	query := func(cli *mautrix.Client) *mautrix.RespQueryKeys { return queryKeys(t, cli, alice.UserID) }
 	seen := query(bob)
 	if pubOf(seen.MasterKeys[alice.UserID]) != pubOf(keys.Master) || pubOf(seen.SelfSigningKeys[alice.UserID]) != pubOf(keys.SelfSigning) {
 		t.Fatalf("bob's view of alice's keys: %+v", seen)
@@ -149,14 +142,7 @@ func TestSignaturesUpload(t *testing.T) {
 		t.Fatalf("bogus signatures: %+v %v", resp, err)
 	}
 
-	query := func(cli *mautrix.Client) *mautrix.RespQueryKeys {
-		t.Helper()
-		resp, err := cli.QueryKeys(t.Context(), &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{alice.UserID: {}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
+	query := func(cli *mautrix.Client) *mautrix.RespQueryKeys { return queryKeys(t, cli, alice.UserID) }
 	byBob := query(bob)
 	if byBob.DeviceKeys[alice.UserID][alice.DeviceID].Signatures[alice.UserID][sskSig] != "ssk-signature" {
 		t.Fatalf("alice's device lacks her self-signing signature: %+v", byBob.DeviceKeys[alice.UserID][alice.DeviceID].Signatures)

@@ -83,6 +83,16 @@ func claimOne(t *testing.T, claimer, owner *mautrix.Client) (id.KeyID, bool) {
 
 // rawKeysSync is one /sync answered as raw JSON fields, to check which fields
 // are present.
+// queryKeys is cli's /keys/query for all of user's devices.
+func queryKeys(t *testing.T, cli *mautrix.Client, user id.UserID) *mautrix.RespQueryKeys {
+	t.Helper()
+	resp, err := cli.QueryKeys(t.Context(), &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{user: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 func rawKeysSync(t *testing.T, cli *mautrix.Client, since string) map[string]json.RawMessage {
 	t.Helper()
 	q := map[string]string{"timeout": "0"}
@@ -399,10 +409,7 @@ func TestLogoutDropsTheDeviceKeys(t *testing.T) {
 	}
 	// Alice's remaining device hears of its sibling's removal too.
 	syncUntil(t, alice, own.NextBatch, func(r *mautrix.RespSync) bool { return slices.Contains(r.DeviceLists.Changed, alice.UserID) })
-	resp, err := bob.QueryKeys(t.Context(), &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{alice.UserID: {}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := queryKeys(t, bob, alice.UserID)
 	if devs := resp.DeviceKeys[alice.UserID]; len(devs) != 1 || devs[alice.DeviceID].DeviceID != alice.DeviceID {
 		t.Fatalf("alice's devices after the logout: %+v", devs)
 	}

@@ -143,7 +143,7 @@ func decodeMembers(v []byte) (members, error) {
 		off = start + int(n)
 		return s[start:off], true
 	}
-	out := make(members, 0, countMembers(v))
+	var out members
 	for off < len(v) {
 		m := member{OwnRules: v[off] == 1}
 		off++
@@ -156,25 +156,6 @@ func decodeMembers(v []byte) (members, error) {
 		out = append(out, m)
 	}
 	return out, nil
-}
-
-// countMembers counts the entries of an encoded list (a corrupt tail ends
-// the count; decodeMembers reports it), so the decoded list is allocated
-// once: every event's fold decodes the list.
-func countMembers(v []byte) int {
-	n, off := 0, 0
-	for off < len(v) {
-		off++ // flag
-		for range 2 {
-			l, k := binary.Uvarint(v[min(off, len(v)):])
-			if k <= 0 || uint64(len(v)-off-k) < l {
-				return n
-			}
-			off += k + int(l)
-		}
-		n++
-	}
-	return n
 }
 
 func (ms members) find(user string) (int, bool) {

@@ -180,20 +180,15 @@ func UserRooms(r pebble.Reader, userID string) ([]UserRoom, error) {
 	return out, it.Error()
 }
 
-// TxnEventID returns the event a client transaction produced in a room,
-// or "".
-func TxnEventID(r pebble.Reader, userID, deviceID, roomID, txnID string) (string, error) {
-	return TxnEventIDAt(r, TxnKey(userID, deviceID, roomID, txnID), txnID)
-}
-
-// TxnEventIDAt is TxnEventID for a key made by TxnKey.
-func TxnEventIDAt(r pebble.Reader, key []byte, txnID string) (string, error) {
+// TxnEventID returns the event the client transaction with this key
+// (TxnKey) produced, or "".
+func TxnEventID(r pebble.Reader, key []byte) (string, error) {
 	v, closer, err := r.Get(key)
 	if err == pebble.ErrNotFound {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("txn %s: %w", txnID, err)
+		return "", fmt.Errorf("txn %q: %w", key, err)
 	}
 	defer closer.Close()
 	return string(v), nil

@@ -407,11 +407,11 @@ func TestTxnIndex(t *testing.T) {
 	room := d.createRoom(alice, "r").RoomID
 	sent := d.Do(machine.CmdSendEvent, alice, &machine.SendEvent{RoomID: room, Type: "m.room.message", Content: json.RawMessage(`{"body":"x"}`), TxnID: "abc"})
 	d.view(func(r pebble.Reader) {
-		if got, err := rooms.TxnEventID(r, alice, "D", room, "abc"); got != sent.EventID || err != nil {
+		if got, err := rooms.TxnEventID(r, rooms.TxnKey(alice, "D", room, "abc")); got != sent.EventID || err != nil {
 			t.Errorf("txn abc -> %q (%v), want %s", got, err, sent.EventID)
 		}
 		for _, k := range [][4]string{{alice, "OTHER", room, "abc"}, {bob, "D", room, "abc"}, {alice, "D", room, "ab"}, {alice, "D", room, "abcd"}, {alice, "D", "!other", "abc"}} {
-			if got, err := rooms.TxnEventID(r, k[0], k[1], k[2], k[3]); got != "" || err != nil {
+			if got, err := rooms.TxnEventID(r, rooms.TxnKey(k[0], k[1], k[2], k[3])); got != "" || err != nil {
 				t.Errorf("txn %v -> %q (%v)", k, got, err)
 			}
 		}

@@ -93,15 +93,17 @@ func (x *applyCtx) appendEvent(ev *newEvent) (eventID, roomID string, rej *Rejec
 	if len(raw) > maxPDUSize {
 		return "", "", reject(KindTooLarge, "event is larger than %d bytes", maxPDUSize), nil
 	}
-	if ev.TxnID != "" {
-		// Before the rooms fold records it, so the filter never misses
-		// a stored transaction (txnfilter.go).
-		x.m.txns.add(rooms.TxnKey(x.cmd.Actor, txnDevice(ev.TxnID, x.cmd.Device), roomID, ev.TxnID))
-	}
-	if err := x.emit(facts.TypeRoomEvent, &facts.RoomEvent{
+	f := &facts.RoomEvent{
 		RoomID: roomID, EventID: string(evID), RoomVersion: string(ev.Version), PDU: raw,
 		TxnID: ev.TxnID, DeviceID: txnDevice(ev.TxnID, x.cmd.Device),
-	}); err != nil {
+	}
+	if f.TxnID != "" {
+		// The key the rooms fold records (the event's sender is the
+		// actor), added first so the filter never misses a stored
+		// transaction (txnfilter.go).
+		x.m.txns.add(rooms.TxnKey(x.cmd.Actor, f.DeviceID, f.RoomID, f.TxnID))
+	}
+	if err := x.emit(facts.TypeRoomEvent, f); err != nil {
 		return "", "", nil, err
 	}
 	return string(evID), roomID, nil, nil

@@ -34,7 +34,7 @@ func (x *applyCtx) priorTxn(roomID, txnID string) (*Result, error) {
 	if !x.m.txns.mayContain(key) {
 		return nil, nil // never recorded (txnfilter.go)
 	}
-	prior, err := rooms.TxnEventIDAt(x.b, key, txnID)
+	prior, err := rooms.TxnEventID(x.b, key)
 	if err != nil || prior == "" {
 		return nil, err
 	}
